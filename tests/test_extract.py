@@ -1,0 +1,196 @@
+"""Extraction into the DataTree layout and the streaming netCDF store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import netCDF4
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from PIL import Image
+
+import vision_rnn as vrnn
+from vision_rnn.store import CHUNK_BYTES, VarSpec, read_attrs
+from vision_rnn.stimuli import prepare
+
+
+@pytest.fixture(scope="module")
+def model():
+    return vrnn.load_model("lateral", weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def photo_folder(tmp_path_factory):
+    """Photos of mixed sizes and modes, in class folders; pairs that must agree."""
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:48, 0:64]
+    base = np.stack([xx * 4, yy * 5, (xx + yy) * 2], axis=2).clip(0, 255).astype(np.uint8)
+    base[10:30, 20:40] = rng.integers(0, 255, (20, 20, 3))
+    for d in ("trouser", "bag", "misc"):
+        (root / d).mkdir()
+    Image.fromarray(base).save(root / "trouser" / "rgb.png")
+    Image.fromarray(base).convert("RGBA").save(root / "trouser" / "rgba.png")
+    grey = np.asarray(Image.fromarray(base).convert("L"))
+    Image.fromarray(grey).save(root / "bag" / "grey8.png")
+    Image.fromarray(grey.astype(np.uint16) * 257).save(root / "bag" / "grey16.png")
+    Image.fromarray(rng.integers(0, 255, (90, 40, 3), dtype=np.uint8)).save(root / "misc" / "tall.jpg", quality=95)
+    Image.fromarray(base).quantize(16).save(root / "misc" / "palette.gif")
+    Image.fromarray(base).save(root / "top.bmp")
+    return root
+
+
+def test_in_memory_layout_and_values(model):
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(0, 500, 50))
+    tree = vrnn.extract(model, stim, batch_size=4)
+    assert isinstance(tree, xr.DataTree)
+    assert list(tree.children) == ["v1", "v2", "v4", "it", "gap"]
+    assert list(tree["stimulus"].values) == stim.ids
+    assert list(tree["time"].values) == list(range(8))
+    assert list(tree["class"].values) == model.classes
+    assert list(tree["label"].values) == list(range(10))  # one per class, folder names resolved
+    for key in ("model", "model_config", "weights", "weights_sha256", "seed", "vision_rnn_version", "created",
+                "stimuli_source", "input_size", "readout_layer", "pool", "dtype", "compression", "complete",
+                "batches_done"):
+        assert key in tree.attrs, key
+    assert tree.attrs["complete"] == 1 and tree.attrs["readout_layer"] == "gap"
+    x = prepare(stim.load(range(len(stim))), 32, model.mean, model.std)
+    with torch.no_grad():
+        ref = model.run(x)
+    np.testing.assert_allclose(tree["logits"].values, ref["logits"].numpy(), atol=1e-5)
+    v1 = vrnn.layer(tree, "v1")
+    assert v1.dims == ("stimulus", "time", "unit") and v1.sizes["unit"] == 16 * 32 * 32
+    assert "label" in v1.coords and "label_name" in v1.coords
+    np.testing.assert_allclose(v1.values, ref["v1"].reshape(10, 8, -1).numpy(), atol=1e-5)
+    u = 5 * 1024 + 7 * 32 + 9  # channel 5, row 7, col 9
+    assert (int(v1.channel[u]), int(v1.row[u]), int(v1.col[u])) == (5, 7, 9)
+    np.testing.assert_array_equal(tree["readout_weight"].values, model.readout.weight.detach().numpy())
+    assert "readout_bias" not in tree
+
+
+def test_folder_to_netcdf(model, photo_folder, tmp_path):
+    out = tmp_path / "acts.nc"
+    vrnn.extract(model, photo_folder, out=out, batch_size=3)
+    assert out.exists() and not (tmp_path / "acts.nc.partial").exists()
+    tree = xr.open_datatree(out)  # plain xarray reads it
+    ids = [str(s) for s in tree["stimulus"].values]
+    assert ids == ["bag/grey16.png", "bag/grey8.png", "misc/palette.gif", "misc/tall.jpg", "top.bmp",
+                   "trouser/rgb.png", "trouser/rgba.png"]
+    labels = dict(zip(ids, tree["label"].values.tolist()))
+    assert labels["trouser/rgb.png"] == 1 and labels["bag/grey8.png"] == 8
+    assert labels["misc/tall.jpg"] == -1 and labels["top.bmp"] == -1
+    lazy = vrnn.open_activations(out)
+    for name in lazy.children:
+        a = vrnn.layer(lazy, name)
+        assert a.chunks is not None  # dask-backed
+        assert not np.isnan(a.values).any()
+    v2 = vrnn.layer(lazy, "v2")
+    # same pixels -> same activations (up to float rounding of different batch positions)
+    same = dict(atol=1e-5, rtol=0)
+    np.testing.assert_allclose(v2.sel(stimulus="trouser/rgb.png").values, v2.sel(stimulus="trouser/rgba.png").values, **same)
+    np.testing.assert_allclose(v2.sel(stimulus="bag/grey8.png").values, v2.sel(stimulus="bag/grey16.png").values, **same)
+    assert np.abs(v2.sel(stimulus="trouser/rgb.png").values - v2.sel(stimulus="bag/grey8.png").values).max() > 0.1
+    lazy.close()
+    tree.close()
+
+
+def test_options_pool_dtype_compression(model, tmp_path):
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(20))
+    ref = vrnn.extract(model, stim, layers=["v4", "it"])
+    pooled = vrnn.extract(model, stim, layers=["v4", "it"], pool="mean", dtype="float16",
+                          compression="zlib", out=tmp_path / "p.nc", timesteps=10)
+    assert pooled.sizes["time"] == 10
+    it = vrnn.layer(pooled, "it")
+    assert it.sizes["unit"] == 128
+    assert not (it.values.view(np.uint32) & 0x1FFF).any()  # float16 precision: 10 mantissa bits kept
+    full = vrnn.layer(ref, "it").values.reshape(20, 8, 128, 16).mean(axis=3)
+    np.testing.assert_allclose(it.values[:, :8].astype(np.float32), full, rtol=2e-3, atol=2e-3)
+    assert pooled.attrs["pool"] == "mean" and pooled.attrs["compression"] == "zlib"
+    with netCDF4.Dataset(tmp_path / "p.nc") as ds:
+        assert ds["it"]["activation"].filters()["zlib"]
+    retina = vrnn.extract(model, stim.subset(range(2)), layers=["retina"])
+    assert vrnn.layer(retina, "retina").sizes["unit"] == 16 * 32 * 32
+
+
+def test_chunks_are_capped_near_16mb():
+    spec = VarSpec("v1", "v1", 64 * 64 * 64, "float32", spatial=(64, 64, 64))
+    b, t, u = spec.chunks(64, 10)
+    assert b == 64 and t == 10
+    assert b * t * u * 4 <= CHUNK_BYTES * 1.01
+    assert VarSpec("gap", "gap", 512, "float32").chunks(64, 10) == (64, 10, 512)
+
+
+def test_metadata_columns_become_coords(model, tmp_path):
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(6))
+    csv = tmp_path / "meta.csv"
+    csv.write_text("stimulus,size,animate\n" + "\n".join(f"{i},{k},no" for k, i in enumerate(stim.ids)))
+    tree = vrnn.extract(model, vrnn.load_stimuli(stim, metadata=csv), layers=["gap"])
+    gap = vrnn.layer(tree, "gap")
+    assert list(gap["size"].values) == list(range(6))
+    assert list(gap["animate"].values) == ["no"] * 6
+
+
+def _run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "vision_rnn", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    args = ["extract", "--model", "lateral", "--weights", "random", "--stimuli", "builtin:fashion-mnist",
+            "--batch-size", "8", "--layers", "v1,it,gap"]
+    full = tmp_path / "full.nc"
+    assert _run_cli(*args, "-o", str(full)).returncode == 0
+    out = tmp_path / "killed.nc"
+    partial = tmp_path / "killed.nc.partial"
+    proc = subprocess.Popen([sys.executable, "-m", "vision_rnn", *args, "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not partial.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # the orphaned writer finishes its batch, syncs and exits
+    done = None
+    for _ in range(100):
+        try:
+            done = int(read_attrs(partial)["batches_done"])
+            time.sleep(0.7)
+            if int(read_attrs(partial)["batches_done"]) == done:
+                break
+        except Exception:
+            time.sleep(0.1)
+    assert partial.exists() and not out.exists()
+    assert done is not None and done < 63, "the run finished before it was killed"
+    r = _run_cli(*args, "-o", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert not partial.exists()
+    a, b = xr.open_datatree(full), xr.open_datatree(out)
+    for name in ["logits", "label"]:
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+    for name in ["v1", "it", "gap"]:
+        np.testing.assert_array_equal(a[name]["activation"].values, b[name]["activation"].values)
+    assert b.attrs["complete"] == 1 and b.attrs["batches_done"] == 63
+    a.close()
+    b.close()
+
+
+def test_resume_refuses_a_mismatched_partial(tmp_path):
+    args = ["extract", "--model", "lateral", "--weights", "random", "--stimuli", "builtin:fashion-mnist",
+            "--layers", "gap", "-o", str(tmp_path / "a.nc")]
+    partial = tmp_path / "a.nc.partial"
+    stim = vrnn.load_stimuli("builtin:fashion-mnist")
+    from vision_rnn.extract import extract
+
+    # a .partial from an interrupted run with seed 0
+    (tmp_path / "tmp.nc").unlink(missing_ok=True)
+    extract(vrnn.load_model("lateral", weights="random", seed=0), stim, layers=["gap"], out=tmp_path / "a.nc")
+    os.replace(tmp_path / "a.nc", partial)
+    before = partial.read_bytes()
+    r = _run_cli(*args, "--seed", "1", "--resume")
+    assert r.returncode == 2
+    assert "a.nc.partial" in r.stderr and "seed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert partial.read_bytes() == before and not (tmp_path / "a.nc").exists()

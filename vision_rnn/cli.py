@@ -1,0 +1,200 @@
+"""The `vrnn` command line: parse, call the Python API, print.
+
+Exit codes: 0 success, 2 user error (one line on stderr naming what and where),
+1 a bug (with a traceback).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from pathlib import Path
+
+import click
+
+from .errors import VRNNError
+
+
+def user_errors(fn):
+    """Turn a VRNNError into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except VRNNError as e:
+            click.echo(f"vrnn: error: {e}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("vrnn: interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+def csv_list(value):
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="vision-rnn")
+def main():
+    """vision-rnn: recurrent convolutional networks (BLT family) for vision neuroscience.
+
+    \b
+    Example:
+      vrnn extract --model lateral --stimuli builtin:fashion-mnist
+      vrnn info lateral_fashion-mnist.nc
+    """
+
+
+@main.command("models")
+def models_cmd():
+    """List model names, whether pretrained weights ship, and their accuracy.
+
+    \b
+    Example:
+      vrnn models
+    """
+    from .models import list_models
+
+    for info in list_models():
+        click.echo(str(info))
+
+
+def default_output(model_name: str, stimuli_name: str) -> Path:
+    name = f"{Path(model_name).name if Path(model_name).suffix else model_name}_{stimuli_name}.nc"
+    return Path(re.sub(r"[^A-Za-z0-9._-]", "_", name))
+
+
+@main.command("extract")
+@click.option("--model", "model_name", required=True, help="Model name (see `vrnn models`), run folder or weights file.")
+@click.option("--stimuli", required=True, help="Folder of images, builtin:fashion-mnist, FILE.h5:SPLIT or kriegeskorte92:PATH.")
+@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
+              help="Output netCDF (default: <model>_<stimuli>.nc in the working directory).")
+@click.option("--weights", default="pretrained", show_default=True, help="pretrained, random or a weights file.")
+@click.option("--layers", default=None, help="Comma-separated layers (default v1,v2,v4,it,gap; retina on request).")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll (default: the trained number).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--device", default=None, help="cpu or cuda (default: cpu).")
+@click.option("--pool", type=click.Choice(["mean"]), default=None, help="Store the spatial mean per channel.")
+@click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
+@click.option("--compression", type=click.Choice(["zstd", "zlib", "none"]), default="zstd", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of random weights.")
+@click.option("--metadata", type=click.Path(), default=None, help="CSV with a 'stimulus' column; other columns become coords.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted <out>.partial.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--skip-bad", is_flag=True, help="Skip unreadable images (recorded in the file's attrs).")
+@user_errors
+def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, pool, dtype,
+                compression, seed, metadata, resume, overwrite, skip_bad):
+    """Run a model over stimuli; write every layer at every step to netCDF.
+
+    \b
+    Example:
+      vrnn extract --model lateral --stimuli photos/ -o acts.nc
+      vrnn extract --model lateral --weights random --stimuli builtin:fashion-mnist --pool mean
+    """
+    from .extract import extract, summary_line
+    from .models import load_model
+    from .stimuli import load_stimuli
+
+    model = load_model(model_name, weights=weights, seed=seed, device=device)
+    stim = load_stimuli(stimuli, metadata=metadata)
+    out = Path(out) if out else default_output(model_name, stim.name)
+    tree = extract(model, stim, layers=csv_list(layers), timesteps=timesteps, batch_size=batch_size,
+                   device=device, out=out, pool=pool, dtype=dtype, compression=compression,
+                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, progress=True)
+    click.echo(summary_line(tree, out))
+
+
+@main.command("info")
+@click.argument("path", type=click.Path())
+@user_errors
+def info_cmd(path):
+    """Describe an activation file: model, stimuli, layers, steps, completeness, size.
+
+    \b
+    Example:
+      vrnn info acts.nc
+    """
+    from .store import describe
+
+    click.echo(describe(path))
+
+
+# -- training ------------------------------------------------------------------------------
+# (the `vrnn train` command is defined below this line)
+
+
+def float_list(value):
+    if value is None:
+        return None
+    try:
+        return [float(v) for v in csv_list(value)]
+    except ValueError:
+        raise VRNNError(f"--step-weights {value!r}: not a comma-separated list of numbers, e.g. 0,0,1,1") from None
+
+
+@main.command("train")
+@click.option("--model", "model_name", default=None,
+              help="Registry name to train, e.g. lateral or ccn23-64/topdown-mult (see `vrnn models`).")
+@click.option("--data", default=None,
+              help="MiniEcoset-layout HDF5 file, image folder (train/ + val/, or one folder per class) "
+                   "or fashion-mnist[:DIR].")
+@click.option("--out", required=True, type=click.Path(), help="Run folder for checkpoints, config.json and log.jsonl.")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Total number of epochs [default: 10].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per batch and process [default: 64].")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Adam learning rate [default: 0.001].")
+@click.option("--seed", type=int, default=None, help="Seed of the initialisation, data order and augmentation [default: 0].")
+@click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll [default: the preset's].")
+@click.option("--augment/--no-augment", default=None, help="TrivialAugmentWide on the training images [default: off].")
+@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch (same options).")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Threads preparing batches ahead of the model.")
+@click.option("--step-weights", default=None, help="Comma-separated loss weight per step [default: all 1].")
+@click.option("--split-seed", type=int, default=None,
+              help="Seed of the validation hold-out (folders without val/, Fashion-MNIST) [default: 0].")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None,
+              help="Class count the model must have; refused if the data has another.")
+@click.option("--max-batches", type=click.IntRange(min=1), default=None, hidden=True)
+@user_errors
+def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, augment, device, resume, workers,
+              step_weights, split_seed, num_classes, max_batches):
+    """Train a BLT network with a loss at every step; write checkpoints to --out.
+
+    The loss is the sum over steps of the cross-entropy at each step (Adam,
+    bfloat16 autocast on CUDA). Every epoch writes model.safetensors,
+    epoch_NNN.safetensors, optimizer.pt, config.json and a line of log.jsonl
+    (train loss, validation accuracy at every step); the folder loads with
+    vision_rnn.load_model(OUT). The tiny preset takes its class count from the
+    data; the ccn23 presets need 100 classes unless --num-classes says otherwise.
+    With --resume the run continues exactly where it stopped.
+
+    \b
+    Example:
+      vrnn train --model lateral --data fashion-mnist --out runs/lateral --epochs 3
+      vrnn train --out runs/lateral --resume --epochs 5
+      vrnn train --model ccn23-64/lateral --data miniecoset_64px.h5 --out runs/bl64 --augment
+
+    \b
+    Several processes (data parallel; --batch-size is per process):
+      torchrun --nproc_per_node 4 -m vision_rnn train --model lateral --data fashion-mnist --out runs/ddp
+    """
+    import os
+
+    from .train import train
+
+    summary = train(model_name, data, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                    timesteps=timesteps, augment=augment, device=device, resume=resume, workers=workers,
+                    step_weights=float_list(step_weights), progress=True, max_batches=max_batches,
+                    split_seed=split_seed, num_classes=num_classes)
+    if int(os.environ.get("RANK", "0")) == 0:
+        acc = summary["val_accuracy"]
+        acc_text = f"val accuracy {acc[-1]:.4f} at the last step" if acc else "no epoch trained"
+        click.echo(f"{summary['model']}: {summary['epochs']} epoch(s) on {summary['data']['source']}, "
+                   f"{acc_text}; run folder {summary['out']}")

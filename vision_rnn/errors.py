@@ -1,0 +1,26 @@
+"""Errors raised for user mistakes.
+
+Every message names the file, option or value at fault and says how to fix it.
+The command line turns a :class:`VRNNError` into one line on stderr and exit
+code 2; anything else is a bug and exits 1 with a traceback.
+"""
+
+
+class VRNNError(Exception):
+    """A user error: bad path, bad file, bad option or bad value."""
+
+
+class ModelError(VRNNError):
+    """Unknown model name, bad weights file, unsupported configuration."""
+
+
+class StimuliError(VRNNError):
+    """A stimuli source that does not exist, is empty or holds unreadable images."""
+
+
+class StoreError(VRNNError):
+    """An activation file that is missing, foreign, incomplete or mismatched."""
+
+
+class DataError(VRNNError):
+    """Training data or recordings with the wrong layout."""

@@ -1,0 +1,178 @@
+"""load_model and the safetensors weight files.
+
+A weights file written by vision-rnn is a safetensors file whose metadata holds
+the model configuration (key ``config``, JSON), so it is self-describing. A
+training run folder holds ``model.safetensors`` (the latest weights) beside its
+``config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from .blt import BLTConfig, BLTNet, init_weights
+from .registry import get_config, model_card, split_name, weights_path
+
+CCN23_SUFFIXES = (".pth", ".pt")
+
+
+def build(config: BLTConfig, seed: int = 0) -> BLTNet:
+    """A network with seeded random weights."""
+    model = init_weights(BLTNet(config), seed)
+    model.seed = int(seed)
+    model.weights_source = "random"
+    return model
+
+
+def save_weights(model: BLTNet, path, metadata: dict | None = None) -> None:
+    """Write the weights as safetensors with the config in the metadata (atomic)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    meta = {"config": model.config.to_json()}
+    meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".partial")
+    save_file(state, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def read_safetensors(path) -> tuple[dict, dict]:
+    """(state dict, metadata) of a safetensors file, with a clear error if it is not one."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises several types for a foreign file
+        raise ModelError(f"{path}: not a readable safetensors file ({e}); "
+                         "pass a file written by vrnn train or a .pth state dict") from None
+    return state, meta
+
+
+def load_state(model: BLTNet, state: dict, source) -> BLTNet:
+    """Load a state dict in vision-rnn's key format, naming missing/extra keys on failure."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or bad:
+        detail = []
+        if missing:
+            detail.append(f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}")
+        if extra:
+            detail.append(f"unexpected {extra[:4]}{'...' if len(extra) > 4 else ''}")
+        if bad:
+            detail.append(f"wrong shape for {bad[:4]}")
+        raise ModelError(f"{source}: weights do not fit {model.name} ({'; '.join(detail)}); "
+                         "check the model name or use the matching weights file")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return model
+
+
+def _from_weights_file(path: Path, config: BLTConfig | None, seed: int) -> BLTNet:
+    state, meta = read_safetensors(path)
+    if config is None:
+        if "config" not in meta:
+            raise ModelError(f"{path}: this safetensors file carries no model config; "
+                             "load it as weights of a named model: load_model(NAME, weights=PATH)")
+        config = BLTConfig.from_dict(json.loads(meta["config"]))
+    model = load_state(BLTNet(config), state, path)
+    model.seed = int(json.loads(meta["seed"])) if "seed" in meta else seed
+    model.weights_source = str(path)
+    return model
+
+
+def load_model(source: str, weights: str = "pretrained", seed: int = 0, timesteps: int | None = None,
+               device=None, **options) -> BLTNet:
+    """Load a network by registry name, training-run folder or weights file.
+
+    Parameters
+    ----------
+    source : a registry name (``"lateral"``, ``"ccn23-64/topdown-mult"``, see
+        :func:`list_models`), a folder written by ``vrnn train``, a
+        ``.safetensors`` file written by vision-rnn, or a published CCN23
+        ``.pth`` state dict (``b64_l_1_t_0_ltinteract_additive_T_10_...pth``).
+    weights : for a registry name: ``"pretrained"`` (the shipped weights),
+        ``"random"`` (seeded initialisation) or a path to a weights file.
+    seed : seed of the random initialisation.
+    timesteps : default number of steps to unroll (may exceed the trained number).
+    device : torch device for the model.
+    options : for CCN23 ``.pth`` files whose name does not carry them:
+        ``interaction``, ``timesteps``, ``lt_position``; also ``classes``, ``mean``, ``std``.
+
+    >>> import vision_rnn as vrnn
+    >>> model = vrnn.load_model("lateral", weights="random", seed=0)
+    >>> model.timesteps, model.input_size
+    (8, 32)
+    """
+    source = os.fspath(source)
+    path = Path(source)
+    if path.is_dir():
+        model = _load_run_dir(path, seed)
+    elif path.suffix in CCN23_SUFFIXES:
+        if not path.exists():
+            raise ModelError(f"{path}: no such weights file")
+        from .ccn23 import load_ccn23
+
+        model = load_ccn23(path, timesteps=timesteps, **options)
+    elif path.suffix == ".safetensors":
+        if not path.exists():
+            raise ModelError(f"{path}: no such weights file")
+        model = _from_weights_file(path, None, seed)
+    else:
+        if "/" in source and not source.split("/")[0] in ("tiny", "ccn23-64", "ccn23-128") and not path.exists():
+            raise ModelError(f"{source}: no such folder or file, and not a model name; "
+                             "see `vrnn models` for the names")
+        split_name(source)  # raises with the list of names
+        config = get_config(source, **{k: options[k] for k in ("classes", "mean", "std") if k in options})
+        model = _load_named(source, config, weights, seed)
+    if timesteps is not None:
+        model.timesteps = int(timesteps)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    return model
+
+
+def _load_named(name: str, config: BLTConfig, weights, seed: int) -> BLTNet:
+    weights = os.fspath(weights) if weights is not None else "random"
+    if weights == "random":
+        return build(config, seed)
+    if weights == "pretrained":
+        wpath = weights_path(name)
+        if not wpath.exists() or model_card(name) is None:
+            raise ModelError(f"no pretrained weights ship for {name!r}; use weights='random' "
+                             "(--weights random) or a weights file; `vrnn models` lists the pretrained names")
+        model = _from_weights_file(wpath, None, seed)
+        model.weights_source = f"pretrained:{wpath.name}"
+        return model
+    wpath = Path(weights)
+    if not wpath.exists():
+        raise ModelError(f"weights {weights!r}: not 'pretrained', 'random' or an existing file")
+    if wpath.suffix == ".safetensors":
+        state, _ = read_safetensors(wpath)
+    else:
+        try:
+            state = torch.load(wpath, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise ModelError(f"{wpath}: cannot be read as a plain state dict ({e.__class__.__name__}); "
+                             "weights must be safetensors or a tensors-only .pth") from None
+    model = load_state(BLTNet(config), state, wpath)
+    model.seed = seed
+    model.weights_source = str(wpath)
+    return model
+
+
+def _load_run_dir(path: Path, seed: int) -> BLTNet:
+    wfile = path / "model.safetensors"
+    if not wfile.exists():
+        raise ModelError(f"{path}: folder has no model.safetensors; pass a folder written by vrnn train")
+    return _from_weights_file(wfile, None, seed)

@@ -1,0 +1,413 @@
+"""Stimuli: ids, folder labels, metadata and images from folders, HDF5, arrays or built-ins.
+
+A :class:`Stimuli` knows its ids, each stimulus' ``label_name`` (the first
+sub-folder for a folder source) and optional metadata; images are decoded on
+demand, one batch at a time. Labels are resolved against a model's classes,
+and images resized and normalised to its input, at extraction.
+
+Every image becomes 8-bit RGB the same way whatever its file mode (grey,
+palette, RGBA, CMYK, 16-bit, EXIF-rotated), then :func:`prepare` resizes the
+shorter side to the model's input size (bilinear, antialiased), crops the
+centre and normalises. Training uses the same :func:`prepare`, so a model sees
+the same numbers whether an image comes from a data set or from a PNG file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import StimuliError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+BUILTIN = {"fashion-mnist": "fashion_mnist_500.npz"}
+DATA_DIR = Path(__file__).parent / "data"
+
+
+# -- decoding ------------------------------------------------------------------------------
+def decode_image(path) -> np.ndarray:
+    """Read an image file as (H, W, 3) uint8 RGB: first frame, EXIF orientation applied,
+    16-bit scaled (not clipped) to 8 bits, transparency composited onto white."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.seek(0)
+        im = ImageOps.exif_transpose(im)
+        return to_rgb(im)
+
+
+def to_rgb(im) -> np.ndarray:
+    """A PIL image of any mode -> (H, W, 3) uint8."""
+    mode = im.mode
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(im).astype(np.float64)
+        grey = np.clip(np.rint(a / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "F":
+        a = np.asarray(im).astype(np.float64)
+        scale = 255.0 if a.max(initial=0) <= 1.0 else 1.0
+        grey = np.clip(np.rint(a * scale), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif mode in ("LA", "PA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        a = np.asarray(im).astype(np.float64)
+        alpha = a[:, :, 3:4] / 255.0
+        rgb = a[:, :, :3] * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.uint8).copy()
+
+
+def prepare(images, size: int, mean: Sequence[float], std: Sequence[float]):
+    """uint8 RGB images -> normalised float tensor (N, 3, size, size).
+
+    ``images`` is an array (N, H, W, 3) or a list of (H, W, 3) arrays of any
+    sizes. The shorter side is resized to ``size`` (bilinear, antialiased),
+    the centre cropped, then ``(x / 255 - mean) / std`` per channel.
+    """
+    import torch
+
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        groups = [images]
+    elif isinstance(images, torch.Tensor) and images.dim() == 4:
+        groups = [images]
+    else:
+        groups = [im[None] for im in images]
+    out = [_resize_crop(_to_float(g), size) for g in groups]
+    x = out[0] if len(out) == 1 else torch.cat(out)
+    m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def _to_float(batch):
+    import torch
+
+    t = torch.from_numpy(np.require(batch, requirements=["C", "W"])) if isinstance(batch, np.ndarray) else batch
+    if t.dtype != torch.uint8:
+        raise StimuliError(f"images must be uint8 (got {t.dtype})")
+    return t.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _resize_crop(x, size: int):
+    from torchvision.transforms.v2 import functional as TF
+
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size):
+        return x
+    if min(h, w) != size:
+        x = TF.resize(x, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    return TF.center_crop(x, [size, size])
+
+
+# -- the Stimuli object --------------------------------------------------------------------
+class Stimuli:
+    """A set of stimuli: ids, folder labels, metadata and a way to decode images.
+
+    >>> import vision_rnn as vrnn
+    >>> stim = vrnn.load_stimuli("builtin:fashion-mnist")
+    >>> len(stim), stim.ids[0]
+    (500, 'tshirt_top/test_00019')
+    """
+
+    def __init__(self, ids: Sequence[str], loader: Callable[[Sequence[int]], list],
+                 label_names: Sequence[str] | None = None, metadata=None, source: str = "",
+                 name: str = "stimuli", files: Sequence[Path] | None = None, fingerprint: str | None = None):
+        self.ids = [str(i) for i in ids]
+        if len(set(self.ids)) != len(self.ids):
+            raise StimuliError(f"{source or name}: stimulus ids are not unique")
+        self._loader = loader
+        self.label_names = [str(n) for n in label_names] if label_names is not None else [""] * len(self.ids)
+        self.metadata = metadata  # pandas.DataFrame indexed like ids, or None
+        self.source = source
+        self.name = name
+        self.files = list(files) if files is not None else None
+        self.skipped: list[str] = []
+        self._fingerprint = fingerprint
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __repr__(self):
+        return f"Stimuli({self.source!r}, {len(self)} stimuli)"
+
+    def load(self, indices: Sequence[int]) -> list:
+        """Decode the images at ``indices`` as (H, W, 3) uint8 arrays."""
+        return self._loader(list(indices))
+
+    def batches(self, batch_size: int, size: int, mean, std, start: int = 0):
+        """Yield ``(first_index, tensor)`` batches prepared for a model input."""
+        for i in range(start, len(self), batch_size):
+            idx = range(i, min(i + batch_size, len(self)))
+            yield i, prepare(self.load(idx), size, mean, std)
+
+    def labels_for(self, classes: Sequence[str]) -> np.ndarray:
+        """Class index of each stimulus' label_name in ``classes``, -1 where none matches."""
+        lookup = {c: i for i, c in enumerate(classes)}
+        return np.array([lookup.get(n, -1) for n in self.label_names], dtype=np.int64)
+
+    def subset(self, indices: Sequence[int]) -> "Stimuli":
+        indices = list(indices)
+        parent = self
+
+        def loader(idx):
+            return parent.load([indices[i] for i in idx])
+
+        meta = self.metadata.iloc[indices] if self.metadata is not None else None
+        files = [self.files[i] for i in indices] if self.files is not None else None
+        return Stimuli([self.ids[i] for i in indices], loader, [self.label_names[i] for i in indices],
+                       meta, self.source, self.name, files)
+
+    def with_metadata(self, csv_path) -> "Stimuli":
+        """Add the columns of a CSV with a ``stimulus`` column as per-stimulus metadata.
+
+        Rows match ids exactly, else by file stem; stimuli without a row get
+        NaN (numbers) or an empty string.
+        """
+        import pandas as pd
+
+        csv_path = Path(csv_path)
+        if not csv_path.exists():
+            raise StimuliError(f"metadata file {csv_path} does not exist")
+        try:
+            df = pd.read_csv(csv_path, dtype={"stimulus": str})
+        except Exception as e:
+            raise StimuliError(f"{csv_path}: cannot read as CSV ({e})") from None
+        if "stimulus" not in df.columns:
+            raise StimuliError(f"{csv_path}: needs a 'stimulus' column naming stimulus ids; "
+                               f"it has {list(df.columns)}")
+        if df["stimulus"].duplicated().any():
+            dup = df["stimulus"][df["stimulus"].duplicated()].iloc[0]
+            raise StimuliError(f"{csv_path}: stimulus {dup!r} appears twice")
+        reserved = {"label", "label_name", "time", "class"}
+        clash = sorted(reserved & set(df.columns))
+        if clash:
+            raise StimuliError(f"{csv_path}: columns {clash} clash with names vision-rnn uses; rename them")
+        df = df.set_index("stimulus")
+        keys = self.ids
+        if not set(keys) & set(df.index):
+            keys = [stem(i) for i in self.ids]
+            if not set(keys) & set(df.index):
+                raise StimuliError(f"{csv_path}: no 'stimulus' value matches a stimulus id "
+                                   f"(e.g. {self.ids[0]!r}) or file stem")
+        meta = df.reindex(keys)
+        for col in meta.columns:
+            if meta[col].dtype == object or pd.api.types.is_string_dtype(meta[col].dtype):
+                meta[col] = meta[col].fillna("").astype(str)
+        meta.index = self.ids
+        out = self.subset(range(len(self)))
+        out.metadata = meta
+        out.skipped = list(self.skipped)
+        out._fingerprint = self._fingerprint
+        return out
+
+    def fingerprint(self) -> str:
+        """A hash of ids, labels and content keys (file sizes, array bytes): what resume checks."""
+        h = hashlib.sha256((self._fingerprint or "").encode())
+        for i, n in zip(self.ids, self.label_names):
+            h.update(i.encode() + b"\0" + n.encode() + b"\0")
+        if self.files is not None:
+            for f in self.files:
+                h.update(str(os.path.getsize(f)).encode())
+        return h.hexdigest()
+
+    def check(self, skip_bad: bool = False) -> "Stimuli":
+        """Find unreadable image files before anything is written.
+
+        Without ``skip_bad`` every file's header is checked and the bad ones are
+        listed in one error. With ``skip_bad`` every image is fully decoded and
+        the bad ones are dropped (their ids kept in ``.skipped``).
+        """
+        if self.files is None:
+            return self
+        from PIL import Image
+
+        bad, reasons = [], {}
+        for i, f in enumerate(self.files):
+            try:
+                if os.path.getsize(f) == 0:
+                    raise OSError("empty file")
+                if skip_bad:
+                    decode_image(f)
+                else:
+                    with Image.open(f) as im:
+                        im.verify()
+            except Exception as e:
+                bad.append(i)
+                reasons[self.ids[i]] = str(e).split("\n")[0] or e.__class__.__name__
+        if not bad:
+            return self
+        if not skip_bad:
+            names = list(reasons)
+            shown = ", ".join(f"{n} ({reasons[n]})" for n in names[:5])
+            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+            raise StimuliError(f"{len(names)} unreadable image(s) in {self.source}: {shown}{more}; "
+                               "fix or remove them, or pass --skip-bad")
+        keep = [i for i in range(len(self)) if i not in set(bad)]
+        if not keep:
+            raise StimuliError(f"{self.source}: every image is unreadable")
+        out = self.subset(keep)
+        out.skipped = [self.ids[i] for i in bad]
+        return out
+
+
+def stem(stimulus_id: str) -> str:
+    """File stem of an id: no folders, no extension."""
+    return Path(stimulus_id).stem
+
+
+# -- sources -------------------------------------------------------------------------------
+def load_stimuli(source, metadata=None, ids=None, labels=None) -> Stimuli:
+    """Stimuli from a folder, ``builtin:fashion-mnist``, ``file.h5:split``, or an array.
+
+    - a folder: every image below it (png, jpg/jpeg, bmp, gif, tif/tiff, webp),
+      sorted by relative path; the id is that path with '/' separators and the
+      first sub-folder is the label_name;
+    - ``builtin:fashion-mnist``: 500 Fashion-MNIST test images, 50 per class;
+    - ``PATH.h5:SPLIT``: a MiniEcoset-layout HDF5 file (``SPLIT/data``,
+      ``SPLIT/labels``, ``categories``);
+    - ``kriegeskorte92:PATH``: the 92 images of Kriegeskorte et al. (2008);
+    - a uint8 array (N, H, W, 3) (or (N, H, W) grey), with optional ``ids`` and
+      ``labels`` (label names).
+
+    ``metadata`` is an optional CSV with a ``stimulus`` column.
+    """
+    if isinstance(source, Stimuli):
+        stim = source
+    elif isinstance(source, np.ndarray):
+        stim = from_arrays(source, ids=ids, label_names=labels)
+    else:
+        source = os.fspath(source)
+        if source.startswith("builtin:"):
+            stim = _builtin(source.split(":", 1)[1])
+        elif source.startswith("kriegeskorte92:"):
+            from .neural import kriegeskorte92
+
+            stim = kriegeskorte92(source.split(":", 1)[1]).stimuli
+        elif _h5_split(source):
+            stim = from_hdf5(*_h5_split(source))
+        else:
+            stim = from_folder(source)
+    if metadata is not None:
+        stim = stim.with_metadata(metadata)
+    return stim
+
+
+def _h5_split(source: str):
+    for ext in (".h5", ".hdf5"):
+        marker = ext + ":"
+        if marker in source:
+            path, split = source.rsplit(":", 1)
+            return path, split
+        if source.endswith(ext):
+            raise StimuliError(f"{source}: name the split of the HDF5 file, e.g. {source}:test")
+    return None
+
+
+def from_folder(root) -> Stimuli:
+    root = Path(root)
+    if not root.exists():
+        raise StimuliError(f"stimuli folder {root} does not exist")
+    if not root.is_dir():
+        raise StimuliError(f"{root} is not a folder (or builtin:NAME, FILE.h5:SPLIT); "
+                           "pass a folder of images")
+    files, others = [], 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for fn in filenames:
+            if fn.startswith("."):
+                continue
+            if fn.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(Path(dirpath) / fn)
+            else:
+                others += 1
+    if not files:
+        what = f"{others} file(s) but none with an image extension" if others else "nothing"
+        raise StimuliError(f"stimuli folder {root} holds {what}; "
+                           f"expected images ({', '.join(e[1:] for e in IMAGE_EXTENSIONS)})")
+    rel = sorted((f.relative_to(root).as_posix(), f) for f in files)
+    ids = [r for r, _ in rel]
+    paths = [f for _, f in rel]
+    labels = [r.split("/")[0] if "/" in r else "" for r in ids]
+
+    def loader(idx):
+        out = []
+        for i in idx:
+            try:
+                out.append(decode_image(paths[i]))
+            except Exception as e:
+                raise StimuliError(f"unreadable image {paths[i]} ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}); "
+                                   "fix or remove it, or pass --skip-bad") from None
+        return out
+
+    return Stimuli(ids, loader, labels, source=str(root), name=root.resolve().name, files=paths)
+
+
+def from_arrays(images, ids=None, label_names=None, name="array") -> Stimuli:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = np.repeat(images[..., None], 3, axis=3)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise StimuliError(f"image array must be uint8 (N, H, W, 3) or (N, H, W); "
+                           f"got {images.dtype} {images.shape}")
+    ids = [f"{i:05d}" for i in range(len(images))] if ids is None else list(ids)
+    if len(ids) != len(images):
+        raise StimuliError(f"{len(ids)} ids for {len(images)} images")
+    h = hashlib.sha256(images.tobytes()).hexdigest()
+    return Stimuli(ids, lambda idx: [images[i] for i in idx], label_names,
+                   source=f"array:{h[:12]}", name=name, fingerprint=h)
+
+
+def _builtin(name: str) -> Stimuli:
+    if name not in BUILTIN:
+        raise StimuliError(f"unknown built-in stimuli {name!r}; available: "
+                           + ", ".join(f"builtin:{k}" for k in BUILTIN))
+    path = DATA_DIR / BUILTIN[name]
+    with np.load(path) as z:
+        images, ids, label_names = z["images"], [str(i) for i in z["ids"]], [str(n) for n in z["label_names"]]
+    stim = from_arrays(images, ids=ids, label_names=label_names, name=name)
+    stim.source = f"builtin:{name}"
+    return stim
+
+
+def from_hdf5(path, split: str) -> Stimuli:
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise StimuliError(f"HDF5 file {path} does not exist")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise StimuliError(f"{path}: not a readable HDF5 file ({e})") from None
+    with f:
+        if split not in f or "data" not in f[split] or "labels" not in f[split]:
+            splits = [k for k in f if isinstance(f[k], h5py.Group)]
+            raise StimuliError(f"{path}: no group '{split}' with 'data' and 'labels' "
+                               f"(groups: {', '.join(splits) or 'none'})")
+        n, shape = f[split]["data"].shape[0], f[split]["data"].shape
+        labels = np.asarray(f[split]["labels"][()]).astype(np.int64).ravel()
+        cats = [c.decode() if isinstance(c, bytes) else str(c) for c in f["categories"][()]] \
+            if "categories" in f else None
+    if len(shape) != 4 or shape[-1] != 3:
+        raise StimuliError(f"{path}:{split}/data must be (N, H, W, 3) uint8; got shape {shape}")
+    names = [cats[l] if cats is not None and 0 <= l < len(cats) else str(l) for l in labels]
+    ids = [f"{split}/{i:06d}" for i in range(n)]
+
+    def loader(idx):
+        with h5py.File(path, "r") as fh:
+            data = fh[split]["data"]
+            lo, hi = min(idx), max(idx) + 1
+            block = data[lo:hi]
+            return [block[i - lo] for i in idx]
+
+    return Stimuli(ids, loader, names, source=f"{path}:{split}", name=f"{path.stem}_{split}",
+                   fingerprint=hashlib.sha256(f"{path.resolve()}:{split}:{n}:{os.path.getsize(path)}".encode()).hexdigest())
