@@ -24,3 +24,7 @@ class StoreError(VRNNError):
 
 class DataError(VRNNError):
     """Training data or recordings with the wrong layout."""
+
+
+class AnalysisError(VRNNError):
+    """Analysis inputs with the wrong dimensions, mismatched stimuli or nothing left to analyse."""

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Trains the shipped tiny models on Fashion-MNIST with `vrnn train`, one documented command each.
+#
+#   bash scripts/train_shipped_models.sh                 # sequentially, on cuda when available
+#   DEVICE=cpu bash scripts/train_shipped_models.sh      # on the CPU (about 6 minutes per epoch per model on 2 cores)
+#   MODELS="lateral topdown" bash scripts/train_shipped_models.sh   # a subset
+#   PARALLEL=1 bash scripts/train_shipped_models.sh      # all models at once (one GPU shared)
+#
+# Then: python scripts/ship_models.py runs/shipped   (evaluates on the 10k test set through
+# `vrnn extract`, copies the weights into vision_rnn/models/weights/ and writes the model cards).
+set -euo pipefail
+DATA=${DATA:-fashion-mnist}             # or fashion-mnist:DIR with the IDX files
+RUNS=${RUNS:-runs/shipped}
+EPOCHS=${EPOCHS:-3}
+BATCH=${BATCH:-64}
+SEED=${SEED:-0}
+DEVICE_OPT=()
+[ -n "${DEVICE:-}" ] && DEVICE_OPT=(--device "$DEVICE")
+read -r -a MODELS <<< "${MODELS:-lateral topdown lateral-mult topdown-mult feedforward lateral-topdown lateral-topdown-mult}"
+mkdir -p "$RUNS"
+for m in "${MODELS[@]}"; do
+  cmd=("${PYTHON:-python3}" -m vision_rnn train --model "$m" --data "$DATA" --out "$RUNS/$m" --epochs "$EPOCHS"
+       --batch-size "$BATCH" --lr 0.001 --seed "$SEED" --workers 2 "${DEVICE_OPT[@]}")
+  echo "${cmd[*]}"
+  if [ -n "${PARALLEL:-}" ]; then
+    "${cmd[@]}" > "$RUNS/$m.log" 2>&1 &
+  else
+    "${cmd[@]}"
+  fi
+done
+wait

@@ -1,0 +1,115 @@
+"""The one-network table on a planted file whose every entry is known in advance."""
+
+import json
+
+import numpy as np
+import pytest
+
+import vision_rnn as vrnn
+from vision_rnn.analysis import readout_measures, summary
+from vision_rnn.errors import AnalysisError
+
+from synthetic import settling_network, write_activations
+
+E = np.eye(4)
+
+
+def v(**parts):
+    """A 4-unit vector from named components e0..e3."""
+    return sum(c * E[int(k[1])] for k, c in parts.items())
+
+
+# readout = identity (4 classes, 4 units): the zone is the largest component.
+# Already-correct representations have norm 10 and cosine 0.9 with their zone's vector;
+# not-yet ones norm 5 and cosine 0.8.
+SIN9 = np.sqrt(1 - 0.81)
+GROUPS = [  # (count, label, vectors at t = 0..3)
+    (10, 0, [10 * v(e0=0.9, e1=SIN9)] * 4),                                    # stable-correct, t_stable 0
+    (3, 1, [5 * v(e2=0.8, e1=0.48, e3=0.36)] + [10 * v(e1=0.9, e3=SIN9)] * 3),  # stable-correct, t_stable 1
+    (2, 3, [5 * v(e2=0.8, e3=0.6)] * 2 + [10 * v(e3=0.9, e0=SIN9)] * 2),        # stable-correct, t_stable 2
+    (4, 0, [10 * v(e1=0.9, e2=SIN9)] * 4),                                    # stable-incorrect
+    (1, 0, [10 * v(e0=0.9, e1=SIN9), 10 * v(e1=0.9, e0=SIN9)] * 2),          # unstable-correct
+    (1, -1, [10 * v(e0=1.0)] * 4),                                            # unlabelled: left out
+]
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    gap = np.concatenate([np.repeat(np.array(vecs)[None], n, axis=0) for n, _, vecs in GROUPS])
+    labels = np.concatenate([[lab] * n for n, lab, _ in GROUPS])
+    rng = np.random.default_rng(0)
+    v1 = np.maximum(np.einsum("stu,uv->stv", gap, rng.normal(size=(4, 60))), 0) + rng.random((gap.shape[0], 4, 60))
+    path = tmp_path_factory.mktemp("planted") / "acts.nc"
+    return write_activations(path, {"v1": v1, "gap": gap}, labels, np.eye(4), batch_size=8,
+                             classes=["cat", "dog", "car", "van"])
+
+
+def test_summary_of_a_planted_network(planted):
+    s = summary(vrnn.open_activations(planted))
+    assert s.attrs["n_labelled"] == 20 and s.attrs["n_stimuli"] == 21 and s.attrs["readout"] == "stored"
+    np.testing.assert_allclose(s["accuracy"].values, [11 / 20, 13 / 20, 16 / 20, 15 / 20])
+    np.testing.assert_allclose(s["category_share"].values, [15 / 20, 4 / 20, 1 / 20, 0])
+    assert s["category"].values.tolist() == ["stable-correct", "stable-incorrect", "unstable-correct",
+                                             "unstable-incorrect"]
+    assert s["t_stable_count"].values.tolist() == [10, 3, 2, 0]
+    assert s.attrs["settling_cutoff"] == 3
+    # norm: already correct 10 at every step; not yet 5 while any is left (t = 0, 1)
+    np.testing.assert_allclose(s["norm"].sel(status="correct").values, 10)
+    np.testing.assert_allclose(s["norm"].sel(status="not_yet").values[:2], 5)
+    assert np.isnan(s["norm"].sel(status="not_yet").values[2:]).all()
+    np.testing.assert_allclose(s["norm_mean"].values, [10, 5])
+    np.testing.assert_allclose(s["peripherality"].sel(status="correct").values, 0.9)
+    np.testing.assert_allclose(s["peripherality_mean"].values, [0.9, 0.8])
+    # heading at t = 0: 3 stimuli labelled dog and 2 labelled van share the car zone
+    eventual = (3 * 0.48 + 2 * 0.6) / 5
+    others = (3 * 2 * 0.36 + 2 * 3 * 0.0) / 12     # dog stimuli towards van's vector, van towards dog's
+    np.testing.assert_allclose(s["heading_over_time"].sel(time=0).values, [eventual, others])
+    np.testing.assert_allclose(s["heading_over_time"].sel(time=1, target="eventual"), 0.6)
+    assert np.isnan(s["heading_over_time"].sel(time=1, target="others"))
+    np.testing.assert_allclose(s["heading"].values, [eventual, others])   # steps where both exist
+    # drift: the t_stable 1 group moves only from step 0 to 1; t_stable 0 never moves
+    move = np.linalg.norm(GROUPS[1][2][1] - GROUPS[1][2][0])
+    np.testing.assert_allclose(s["drift"].sel(t_stable=1).values[:3], [move, 0, 0], atol=1e-5)
+    np.testing.assert_allclose(s["drift"].sel(t_stable=0).values[:3], 0, atol=1e-5)
+    assert np.isnan(s["drift"].sel(t_stable=3)).all() and np.isnan(s["drift"].sel(time=3)).all()
+
+
+def test_summary_is_json_ready_and_round_trips(planted):
+    from vision_rnn.report import summary_dict
+
+    s = summary(planted)                                   # a path works too
+    d = json.loads(json.dumps(summary_dict(s), allow_nan=False))
+    assert set(d["data_vars"]) >= {"accuracy", "category_share", "t_stable_count", "norm", "norm_mean",
+                                   "peripherality", "peripherality_mean", "heading"}
+    assert d["data_vars"]["norm"]["data"][1][2] is None    # NaN becomes null
+    np.testing.assert_allclose(d["data_vars"]["accuracy"]["data"], s["accuracy"].values)
+
+
+def test_other_layers_get_a_fitted_readout(planted):
+    m = readout_measures(vrnn.open_activations(planted), "v1", cv=2)
+    assert m.attrs["layer"] == "v1" and m.attrs["readout"].startswith("fitted")
+    assert m["readout_weight"].shape == (4, 60)
+    last = m.isel(time=-1)
+    settled = last["category"] == "stable-correct"
+    assert (last["zone"] == last["label"])[settled].mean() > 0.9
+
+
+def test_measures_equal_the_single_analyses(planted):
+    from vision_rnn.analysis import l2_norm, peripherality, readout_zone, stability, step_distance
+
+    tree = vrnn.open_activations(planted)
+    m = readout_measures(tree)
+    gap = vrnn.layer(tree, "gap").sel(stimulus=m["stimulus"])
+    np.testing.assert_array_equal(m["zone"].values, readout_zone(gap, tree["readout_weight"]).values)
+    np.testing.assert_allclose(m["norm"].values, l2_norm(gap).values, rtol=1e-12)
+    np.testing.assert_allclose(m["step"].values[:, :-1], step_distance(gap).values, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(m["scores"].values.max(-1) / m["norm"].values,
+                               peripherality(gap, tree["readout_weight"]).values, rtol=1e-9)
+    assert (m["category"] == stability(tree["logits"])["category"]).all()
+
+
+def test_files_without_labels_say_so(tmp_path):
+    gap, _, w = settling_network(n_per_class=3, n_classes=3, timesteps=4, units=8)
+    path = write_activations(tmp_path / "a.nc", {"gap": gap}, np.full(9, -1), w)
+    with pytest.raises(AnalysisError, match="has no labels"):
+        summary(path)

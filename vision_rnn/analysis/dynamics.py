@@ -1,0 +1,191 @@
+"""Representation dynamics: L2 norm, step distance ("drift"), and both grouped by settling.
+
+Definitions follow the CCN23 analysis notebook (Thorat, Doerig & Kietzmann
+2023, ``BLT_analyse/analysis.ipynb``): the drift of cell 17, the 1 % rule of
+cell 18 and the norms of cells 20-22. ``stab`` is the Dataset returned by
+:func:`vision_rnn.analysis.stability`.
+
+>>> import numpy as np, xarray as xr
+>>> act = xr.DataArray([[[3.0, 4.0], [0.0, 0.0]]], dims=("stimulus", "time", "unit"))
+>>> l2_norm(act).values.tolist(), step_distance(act).values.tolist()
+([[5.0, 0.0]], [[5.0]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from . import _validate as v
+from ._chunks import layer_pass
+from .readout import st_array
+
+__all__ = ["STATUSES", "drift_by_settling", "l2_norm", "mean_by_status", "norm_by_status",
+           "settling_groups", "step_distance"]
+
+STATUSES = ("correct", "not_yet")
+ACT = ("stimulus", "time", "unit")
+
+
+def l2_norm(act):
+    """Euclidean norm of each representation over its units -> (stimulus, time), in float64.
+
+    >>> import xarray as xr
+    >>> l2_norm(xr.DataArray([[[1.0, 2.0, 2.0]]], dims=("stimulus", "time", "unit"))).item()
+    3.0
+    """
+    act = v.check_dims(act, ACT, "the activation", "l2_norm")
+    _, norm, _ = layer_pass(act)
+    return st_array(act, norm, "norm", {"long_name": "L2 norm of the representation", "units": "activation units"})
+
+
+def step_distance(act):
+    """How far each representation moves per step: ||a(t+1) - a(t)||_2 -> (stimulus, time).
+
+    ``time`` runs over 0 .. T-2 and the value at ``t`` is the move from step t
+    to t+1 (the notebook's ``norm(a[t+1] - a[t])``, cell 17, "representations
+    keep moving").
+
+    >>> import xarray as xr
+    >>> a = xr.DataArray([[[0.0], [1.0], [3.0]]], dims=("stimulus", "time", "unit"))
+    >>> step_distance(a).values.tolist()
+    [[1.0, 2.0]]
+    """
+    act = v.check_dims(act, ACT, "the activation", "step_distance")
+    if act.sizes["time"] < 2:
+        raise AnalysisError(f"step_distance: needs at least 2 time steps, the activation has {act.sizes['time']}")
+    _, _, step = layer_pass(act)
+    return st_array(act.isel(time=slice(0, -1)), step, "step_distance",
+                    {"long_name": "distance moved to the next step, ||a(t+1) - a(t)||", "units": "activation units"})
+
+
+def settling_groups(stab):
+    """The t_stable groups the notebook analyses further, with their sizes -> DataArray (t_stable).
+
+    Counts of stable-correct stimuli per ``t_stable`` for t = 0 .. T-1 (cell 15);
+    the kept groups are those before the first group with fewer than 1 % of the
+    ``t_stable = 0`` count (cell 18: ``np.where(counts < counts[0] / 100)[0][0]``),
+    leaving out empty groups. Attribute ``cutoff`` is that first step (T if none).
+
+    >>> import numpy as np, xarray as xr
+    >>> stab = xr.Dataset({"category": ("stimulus", ["stable-correct"] * 3),
+    ...                    "t_stable": ("stimulus", [0, 0, 1])}, attrs={"timesteps": 3})
+    >>> settling_groups(stab).values.tolist()
+    [2, 1]
+    """
+    if "category" not in stab or "t_stable" not in stab:
+        raise AnalysisError("settling_groups: stab must be the Dataset returned by stability(logits)")
+    import xarray as xr
+
+    n_t = int(stab.attrs.get("timesteps", stab["t_stable"].max().item() + 2))
+    sc = stab["t_stable"].values[stab["category"].values == "stable-correct"]
+    counts = np.bincount(sc, minlength=n_t)[:n_t] if sc.size else np.zeros(n_t, dtype=np.int64)
+    below = np.flatnonzero(counts < counts[0] / 100)
+    cutoff = int(below[0]) if below.size else n_t
+    keep = [t for t in range(cutoff) if counts[t] > 0]
+    return xr.DataArray(counts[keep], dims="t_stable", coords={"t_stable": keep}, name="count",
+                        attrs={"cutoff": cutoff, "rule": "groups before the first with < 1% of the t_stable=0 count"})
+
+
+def _stable_correct(stab, func):
+    sc = stab["category"].values == "stable-correct"
+    if not sc.any():
+        raise AnalysisError(f"{func}: no stimulus is stable-correct, so there is nothing to group by settling")
+    return sc
+
+
+def drift_by_settling(act, stab):
+    """Mean step distance of stable-correct stimuli per t_stable group -> (t_stable, time).
+
+    Groups as :func:`settling_groups` (the notebook's 1 % rule); ``time`` is that
+    of :func:`step_distance` (the move from t to t+1). Coordinate ``count``
+    gives each group's size.
+
+    >>> import vision_rnn as vrnn                                      # doctest: +SKIP
+    >>> tree = vrnn.open_activations("acts.nc")                        # doctest: +SKIP
+    >>> stab = vrnn.analysis.stability(tree["logits"])                 # doctest: +SKIP
+    >>> drift_by_settling(vrnn.layer(tree, "gap"), stab)               # doctest: +SKIP
+    """
+    act = v.check_dims(act, ACT, "the activation", "drift_by_settling")
+    act = v.match_stimuli(act, stab, "drift_by_settling")
+    sc = _stable_correct(stab, "drift_by_settling")
+    groups = settling_groups(stab)
+    step = step_distance(act.isel(stimulus=np.flatnonzero(sc)))
+    return drift_from(step.values, stab["t_stable"].values[sc], groups, step["time"].values)
+
+
+def drift_from(step, t_stable, groups, times):
+    """:func:`drift_by_settling` from step distances (n, T-1) of the stable-correct stimuli."""
+    import xarray as xr
+
+    t_vals = groups["t_stable"].values
+    out = np.array([step[t_stable == t].mean(axis=0) for t in t_vals]).reshape(len(t_vals), len(times))
+    return xr.DataArray(out, dims=("t_stable", "time"),
+                        coords={"t_stable": t_vals, "time": times, "count": ("t_stable", groups.values)},
+                        name="drift", attrs={"long_name": "mean distance moved to the next step",
+                                             "units": "activation units", "cutoff": groups.attrs["cutoff"]})
+
+
+def mean_by_status(values, stab):
+    """Mean of a (stimulus, time) measure over stable-correct stimuli by status -> (status, time).
+
+    ``correct``: already in the final zone (``t_stable <= t``); ``not_yet``:
+    not yet (``t_stable > t``), i.e. currently predicted wrongly (notebook
+    cells 21 and 24). NaN where a status has no stimulus; NaN values (e.g. the
+    cosine of an all-zero representation) are left out of the mean.
+
+    >>> import numpy as np, xarray as xr
+    >>> stab = xr.Dataset({"category": ("stimulus", ["stable-correct"] * 2),
+    ...                    "t_stable": ("stimulus", [0, 1])})
+    >>> vals = xr.DataArray([[1.0, 1.0], [3.0, 5.0]], dims=("stimulus", "time"))
+    >>> mean_by_status(vals, stab).values.tolist()
+    [[1.0, 3.0], [3.0, nan]]
+    """
+    import xarray as xr
+
+    values = v.check_dims(values, ("stimulus", "time"), "the values", "mean_by_status")
+    values = v.match_stimuli(values, stab, "mean_by_status")
+    sc = _stable_correct(stab, "mean_by_status")
+    vals = np.asarray(values.values, dtype=np.float64)[sc]
+    ts = stab["t_stable"].values[sc]
+    times = values["time"].values if "time" in values.coords else np.arange(values.sizes["time"])
+    return mean_by_status_from(vals, ts, times, name=values.name, attrs=values.attrs)
+
+
+def mean_by_status_from(vals, t_stable, times, name=None, attrs=None):
+    """:func:`mean_by_status` from a numpy (n, T) array of stable-correct stimuli."""
+    import warnings
+
+    import xarray as xr
+
+    idx = np.arange(vals.shape[1])
+    now = t_stable[:, None] <= idx[None, :]
+    out = np.full((2, vals.shape[1]), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for i, mask in enumerate((now, ~now)):
+            m = mask & np.isfinite(vals)
+            cnt = m.sum(axis=0)
+            out[i] = np.where(cnt > 0, np.where(m, vals, 0).sum(axis=0) / np.maximum(cnt, 1), np.nan)
+    counts = np.stack([now.sum(axis=0), (~now).sum(axis=0)])
+    return xr.DataArray(out, dims=("status", "time"),
+                        coords={"status": list(STATUSES), "time": times, "count": (("status", "time"), counts)},
+                        name=name, attrs=dict(attrs or {}))
+
+
+def norm_by_status(act, stab):
+    """Mean L2 norm at each step of stable-correct stimuli, already correct vs not yet -> (status, time).
+
+    The notebook's "Are the norms between stable now vs stable later
+    representations different?" (cells 20-22); see :func:`mean_by_status`.
+
+    >>> import vision_rnn as vrnn                                      # doctest: +SKIP
+    >>> norm_by_status(vrnn.layer(tree, "gap"), stab).sel(status="not_yet")  # doctest: +SKIP
+    """
+    act = v.check_dims(act, ACT, "the activation", "norm_by_status")
+    act = v.match_stimuli(act, stab, "norm_by_status")
+    sc = _stable_correct(stab, "norm_by_status")
+    norms = l2_norm(act.isel(stimulus=np.flatnonzero(sc)))
+    times = norms["time"].values if "time" in norms.coords else np.arange(norms.sizes["time"])
+    return mean_by_status_from(norms.values, stab["t_stable"].values[sc], times, name="norm",
+                               attrs={"long_name": "mean L2 norm", "units": "activation units"})

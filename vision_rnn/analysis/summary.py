@@ -1,0 +1,202 @@
+"""The paper's table for one network: every readout and dynamics measure from one pass over a layer.
+
+:func:`readout_measures` reads the layer once, chunk by chunk, and keeps per
+(stimulus, time) only what the analyses need (the readout scores of every
+class, the L2 norm and the step distance); :func:`summarize` reduces that to
+the CCN23 table; :func:`summary` does both. Definitions are those of
+:mod:`~vision_rnn.analysis.readout` and :mod:`~vision_rnn.analysis.dynamics`
+(the CCN23 analysis notebook); the step means follow its cells 22, 25 and 28:
+the mean over the steps before the settling cutoff (the 1 % rule of cell 18)
+at which both statuses have stimuli.
+
+>>> import vision_rnn as vrnn                                          # doctest: +SKIP
+>>> s = vrnn.analysis.summary(vrnn.open_activations("acts.nc"))        # doctest: +SKIP
+>>> s["norm_mean"].sel(status="not_yet").item()                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import AnalysisError
+from . import _validate as v
+from ._chunks import layer_pass, small_chunk_cache
+from .dynamics import STATUSES, drift_from, mean_by_status_from, settling_groups
+from .readout import CATEGORIES, cosines, fit_readout, heading_from, predictions, stability, zone_from_scores
+
+__all__ = ["readout_measures", "summarize", "summary"]
+
+def _root(tree):
+    return tree.to_dataset(inherit=False) if hasattr(tree, "to_dataset") else tree
+
+
+def readout_measures(tree, layer=None, *, progress=False, **fit_options):
+    """Per-stimulus measures of one layer against a readout -> in-memory Dataset.
+
+    ``tree`` is an activation file (path or the DataTree of
+    :func:`vision_rnn.open_activations`). ``layer`` defaults to the readout
+    layer (``attrs['readout_layer']``), read with the stored readout; any other
+    layer gets a readout fitted by :func:`~vision_rnn.analysis.fit_readout`
+    (``fit_options`` go to it). Only that layer and the logits are read, chunk
+    by chunk. Stimuli with label -1 are left out.
+
+    Variables: ``prediction``, ``zone``, ``norm``, ``step`` (stimulus, time;
+    ``step`` at t is the move to t+1, NaN at the last step), ``scores``
+    (stimulus, time, class: ``w_k . a`` without bias), ``category``,
+    ``t_stable``, ``readout_weight``, ``readout_bias``.
+
+    >>> m = readout_measures("acts.nc", "v4")                          # doctest: +SKIP
+    """
+    import xarray as xr
+
+    from ..store import layer as get_layer
+    from ..store import open_activations
+
+    source = ""
+    if not hasattr(tree, "children"):
+        source = f"{tree}: "
+        with small_chunk_cache():
+            tree = open_activations(tree)
+    root = _root(tree)
+    attrs = dict(tree.attrs)
+    if "logits" not in root:
+        raise AnalysisError(f"{source}the file has no logits (stimulus, time, class); "
+                            "analyse a file written by vrnn extract")
+    if "label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any():
+        raise AnalysisError(f"{source}the file has no labels (every stimulus has label -1): the analyses "
+                            "need each stimulus's true class; extract stimuli whose folder names are the "
+                            "model's classes")
+    readout_layer = str(attrs.get("readout_layer", "gap"))
+    layer = layer or readout_layer
+    logits = root["logits"]
+    stab = stability(logits)
+    pred = v.match_stimuli(predictions(logits), stab, "readout_measures")
+    act = get_layer(tree, layer)
+    act = v.match_stimuli(act, stab, "readout_measures")
+    classes = list(root["class"].values) if "class" in root.coords else None
+    if layer == readout_layer:
+        if "readout_weight" not in root:
+            raise AnalysisError(f"{source}the file has no readout (readout_weight); analyse a file "
+                                "written by vrnn extract")
+        weight = root["readout_weight"].load()
+        bias = root["readout_bias"].values if "readout_bias" in root else None
+        how = "stored"
+    else:
+        if classes is None:
+            classes = list(range(int(root["label"].max()) + 1))
+        weight = fit_readout(act, stab["label"], classes=classes, **fit_options)
+        bias = None
+        how = f"fitted (cross-validated accuracy {weight.attrs['cv_accuracy']:.3f})"
+    w = v.readout_matrix(weight, act.sizes["unit"], "readout_measures")
+    b = v.readout_bias(bias, w.shape[0], "readout_measures")
+    if int(stab["label"].max()) >= w.shape[0]:
+        raise AnalysisError(f"{source}label {int(stab['label'].max())} but the readout has {w.shape[0]} classes")
+    scores, norm, step = layer_pass(act, w, progress=progress)
+    k = w.shape[0]
+    step = np.concatenate([step, np.full((step.shape[0], 1), np.nan)], axis=1)
+    dims = ("stimulus", "time")
+    class_names = classes if classes is not None and len(classes) == k else list(range(k))
+    ds = xr.Dataset(
+        {"prediction": (dims, pred.values), "zone": (dims, zone_from_scores(scores, b)),
+         "norm": (dims, norm), "step": (dims, step), "scores": (dims + ("class",), scores),
+         "category": stab["category"], "t_stable": stab["t_stable"],
+         "readout_weight": (("class", "feature"), w), "readout_bias": ("class", b)},
+        coords=dict(stab.coords, time=act["time"].values if "time" in act.coords else np.arange(act.sizes["time"]),
+                    **{"class": class_names}))
+    fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "n_rows")} \
+        if how != "stored" else {}
+    ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
+                "layer": layer, "readout_layer": readout_layer, "readout": how,
+                "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
+                "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(k), **fit_attrs}
+    return ds
+
+
+def _step_mean(da, cutoff):
+    """Mean over steps before ``cutoff`` where every entry along the first dim is finite (NaN if none)."""
+    sub = da.isel(time=slice(0, max(cutoff, 0)))
+    ok = np.isfinite(sub.values).all(axis=0)
+    if not ok.any():
+        return da.isel(time=0) * np.nan
+    return sub.isel(time=np.flatnonzero(ok)).mean("time")
+
+
+def summarize(m):
+    """The CCN23 table of one network from :func:`readout_measures` -> Dataset.
+
+    Variables: ``accuracy (time)``, ``category_share (category)`` (with
+    ``count``), ``t_stable_count (t_stable)`` of stable-correct stimuli,
+    ``drift (t_stable, time)`` (groups of the 1 % rule, NaN elsewhere),
+    ``norm`` and ``peripherality (status, time)`` with their step means
+    ``norm_mean`` and ``peripherality_mean (status)``, ``heading (target)`` and
+    ``heading_over_time (target, time)``.
+
+    >>> s = summarize(readout_measures("acts.nc"))                     # doctest: +SKIP
+    """
+    import xarray as xr
+
+    stab = m[["category", "t_stable"]].assign_attrs(timesteps=m.attrs["timesteps"])
+    times = m["time"].values
+    n_t = times.size
+    acc = (m["prediction"] == m["label"]).mean("stimulus").values
+    cats = m["category"].values
+    counts = np.array([(cats == c).sum() for c in CATEGORIES])
+    sc = cats == CATEGORIES[0]
+    ts = m["t_stable"].values[sc]
+    groups = settling_groups(stab)
+    cutoff = groups.attrs["cutoff"]
+    w = m["readout_weight"].values
+    cos = cosines(m["scores"].values, m["norm"].values, w)
+    zone = m["zone"].values
+    periph = np.take_along_axis(cos, zone[..., None], axis=-1)[..., 0]
+    status = {}
+    for name, vals in (("norm", m["norm"].values), ("peripherality", periph)):
+        status[name] = mean_by_status_from(vals[sc], ts, times, name=name) if sc.any() else \
+            xr.DataArray(np.full((2, n_t), np.nan), dims=("status", "time"),
+                         coords={"status": list(STATUSES), "time": times})
+    if sc.any() and groups.size:
+        drift = drift_from(m["step"].values[sc][:, :-1], ts, groups, times[:-1])
+        drift = drift.drop_vars("count").reindex(t_stable=np.arange(n_t), time=times)
+    else:
+        drift = xr.DataArray(np.full((n_t, n_t), np.nan), dims=("t_stable", "time"),
+                             coords={"t_stable": np.arange(n_t), "time": times})
+    pick = sc & (m["t_stable"].values > 0)
+    head = heading_from(cos[pick], zone[pick], m["label"].values[pick], m["t_stable"].values[pick], times)
+    out = xr.Dataset(
+        {"accuracy": ("time", acc),
+         "category_share": ("category", counts / max(1, cats.size)),
+         "t_stable_count": ("t_stable", np.bincount(ts, minlength=n_t)[:n_t]),
+         "drift": drift.drop_vars([c for c in drift.coords if c not in ("t_stable", "time")]),
+         "norm": status["norm"].drop_vars("count", errors="ignore"),
+         "norm_mean": _step_mean(status["norm"].drop_vars("count", errors="ignore"), cutoff),
+         "peripherality": status["peripherality"].drop_vars("count", errors="ignore"),
+         "peripherality_mean": _step_mean(status["peripherality"].drop_vars("count", errors="ignore"), cutoff),
+         "heading": _step_mean(head.drop_vars(["n_not_yet", "n_pairs"]), cutoff),
+         "heading_over_time": head.drop_vars(["n_not_yet", "n_pairs"])},
+        coords={"time": times, "category": list(CATEGORIES), "category_count": ("category", counts),
+                "t_stable": np.arange(n_t), "status": list(STATUSES), "target": ["eventual", "others"]})
+    units = {"accuracy": "fraction", "category_share": "fraction", "t_stable_count": "stimuli",
+             "drift": "activation units", "norm": "activation units", "norm_mean": "activation units",
+             "peripherality": "cosine", "peripherality_mean": "cosine", "heading": "cosine",
+             "heading_over_time": "cosine"}
+    for name, unit in units.items():
+        out[name].attrs = {"units": unit}
+    out.attrs = dict(m.attrs, settling_cutoff=int(cutoff),
+                     definitions="CCN23 analysis notebook (Thorat, Doerig & Kietzmann 2023), cells 9-28")
+    return out
+
+
+def summary(tree, layer=None, *, progress=False, **fit_options):
+    """The paper's table for one network from an activation file -> ``xarray.Dataset``.
+
+    ``summarize(readout_measures(tree, layer))``: by default on the readout
+    layer (``attrs['readout_layer']``, ``gap`` for the BLT family) with the
+    stored readout; any other layer with a fitted readout. ``summary.json`` of
+    ``vrnn analyze`` is this Dataset's ``to_dict()``.
+
+    >>> import vision_rnn as vrnn                                          # doctest: +SKIP
+    >>> s = vrnn.analysis.summary("acts.nc")                               # doctest: +SKIP
+    >>> s["accuracy"].values                                               # doctest: +SKIP
+    """
+    return summarize(readout_measures(tree, layer, progress=progress, **fit_options))
+

@@ -1,0 +1,183 @@
+"""Reports: the CCN23 analyses of one activation file as figures, ``summary.json`` and ``summary.md``.
+
+:func:`analyze` is ``vrnn analyze`` and :func:`demo` is ``vrnn demo``;
+:func:`network_table` writes the paper's table across networks (see
+``examples/reproduce_ccn23.py``). Analysing never imports torch: only
+:func:`demo`, which runs a model, does.
+
+>>> from vision_rnn.report import analyze                              # doctest: +SKIP
+>>> s = analyze("acts.nc", "report/")                                  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AnalysisError, VRNNError
+
+FIGURES = ("accuracy", "stability", "drift", "norm", "peripherality", "zones", "dendrogram")
+
+
+def _figures(s, m):
+    from . import plotting as p
+
+    makers = {"accuracy": lambda: p.plot_accuracy(s), "stability": lambda: p.plot_stability(s),
+              "drift": lambda: p.plot_drift(s), "norm": lambda: p.plot_norm(s),
+              "peripherality": lambda: p.plot_peripherality(s), "zones": lambda: p.plot_zones(m),
+              "dendrogram": lambda: p.plot_dendrogram(m["readout_weight"])}
+    return makers
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def summary_dict(s) -> dict:
+    """The summary Dataset's ``to_dict()`` with NaN as None (valid JSON)."""
+    return _jsonable(s.to_dict())
+
+
+def _write(path: Path, data, binary=False):
+    tmp = path.with_name(path.name + ".partial")
+    if binary:
+        data(tmp)
+    else:
+        tmp.write_text(data)
+    os.replace(tmp, path)
+
+
+def _fmt(x, digits=3):
+    x = float(x)
+    return "-" if not math.isfinite(x) else f"{x:.{digits}g}"
+
+
+def summary_markdown(s) -> str:
+    """``summary.md``: accuracy per step, stability categories and the CCN23 table of one network."""
+    a = s.attrs
+    times = s["time"].values
+    lines = [f"# {a.get('model', 'network')}: layer {a.get('layer')}, {a.get('readout')} readout", "",
+             f"{a.get('n_labelled')} labelled stimuli (of {a.get('n_stimuli')}), {len(times)} steps, "
+             f"{a.get('n_classes')} classes; weights: {a.get('weights')}. Step means cover steps before the "
+             f"settling cutoff t = {a.get('settling_cutoff')} (the first t_stable group under 1% of "
+             "t_stable = 0).", "", "## Accuracy per step (%)", "",
+             "| step | " + " | ".join(str(t) for t in times) + " |",
+             "|---|" + "---|" * len(times),
+             "| accuracy | " + " | ".join(f"{100 * x:.1f}" for x in s["accuracy"].values) + " |", "",
+             "## Stability of the prediction sequence", "", "| category | share (%) | count |", "|---|---|---|"]
+    for c, share, n in zip(s["category"].values, s["category_share"].values, s["category_count"].values):
+        lines.append(f"| {c} | {100 * share:.1f} | {n} |")
+    lines += ["", "Stable-correct stimuli by t_stable: " +
+              ", ".join(f"{t}: {n}" for t, n in zip(s["t_stable"].values, s["t_stable_count"].values)), "",
+              "## The CCN23 table (stable-correct stimuli, mean over steps)", "",
+              "| measure | already correct | not yet correct |", "|---|---|---|",
+              f"| L2 norm | {_fmt(s['norm_mean'].sel(status='correct'))} | "
+              f"{_fmt(s['norm_mean'].sel(status='not_yet'))} |",
+              f"| peripherality (cosine to current zone's readout vector) | "
+              f"{_fmt(s['peripherality_mean'].sel(status='correct'))} | "
+              f"{_fmt(s['peripherality_mean'].sel(status='not_yet'))} |", "",
+              "| not yet correct: cosine with | eventual class | other stimuli's eventual classes |",
+              "|---|---|---|",
+              f"| heading | {_fmt(s['heading'].sel(target='eventual'))} | "
+              f"{_fmt(s['heading'].sel(target='others'))} |", ""]
+    return "\n".join(lines)
+
+
+def network_table(summaries: dict) -> str:
+    """The paper's table across networks (markdown): one row per name -> summary Dataset."""
+    head = ("| network | accuracy, last step (%) | stable-correct (%) | norm: correct | norm: not yet "
+            "| peripherality: correct | peripherality: not yet | heading: eventual | heading: others |")
+    lines = [head, "|---" * 9 + "|"]
+    for name, s in summaries.items():
+        share = float(s["category_share"].sel(category="stable-correct")) * 100
+        row = [name, f"{100 * float(s['accuracy'].values[-1]):.1f}", f"{share:.1f}",
+               _fmt(s["norm_mean"].sel(status="correct")), _fmt(s["norm_mean"].sel(status="not_yet")),
+               _fmt(s["peripherality_mean"].sel(status="correct")),
+               _fmt(s["peripherality_mean"].sel(status="not_yet")),
+               _fmt(s["heading"].sel(target="eventual")), _fmt(s["heading"].sel(target="others"))]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def analyze(path, out, layer=None, *, progress=False, **fit_options):
+    """Analyse one activation file; write every figure (PNG), summary.json and summary.md to ``out``.
+
+    Reads only the logits and ``layer`` (default: the readout layer), chunk by
+    chunk; a layer other than the readout layer gets a fitted readout (see
+    :func:`vision_rnn.analysis.fit_readout`). Returns the summary Dataset.
+
+    >>> analyze("acts.nc", "report/", layer="v4")                    # doctest: +SKIP
+    """
+    from tqdm.auto import tqdm
+
+    from .analysis._chunks import small_chunk_cache
+    from .analysis.summary import readout_measures, summarize
+    from .store import open_activations
+
+    path, out = Path(path), Path(out)
+    if out.exists() and not out.is_dir():
+        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the report")
+    with small_chunk_cache():
+        tree = open_activations(path)
+    if layer is not None and layer not in tree.children:
+        raise VRNNError(f"--layer {layer}: not in {path}; it has {', '.join(tree.children)}")
+    try:
+        m = readout_measures(tree, layer, progress=progress, **fit_options)
+    except AnalysisError as e:
+        raise AnalysisError(f"{path}: {e}") from None
+    s = summarize(m)
+    s.attrs["source"] = str(path)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):
+        fig = make()
+        _write(out / f"{name}.png", lambda p, f=fig: f.savefig(p, dpi=110, format="png"), binary=True)
+    _write(out / "summary.json", json.dumps(summary_dict(s), indent=1))
+    _write(out / "summary.md", summary_markdown(s))
+    return s
+
+
+def accuracy_line(s) -> str:
+    """'accuracy per step (%): 12.0 15.5 ...' for printing."""
+    return "accuracy per step (%): " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
+
+
+def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, progress=False):
+    """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
+
+    Writes ``lateral_fashion-mnist.nc`` (readout layer only) and the report to
+    ``out``; ``limit`` takes that many evenly spaced images of the 500.
+    Returns the summary Dataset.
+
+    >>> s = demo(weights="random", out="demo", limit=50)              # doctest: +SKIP
+    """
+    from .extract import extract
+    from .models import load_model
+    from .stimuli import load_stimuli
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the demo")
+    model = load_model("lateral", weights=weights)
+    stim = load_stimuli("builtin:fashion-mnist")
+    if limit is not None:
+        if limit < 2:
+            raise VRNNError(f"--limit {limit}: needs at least 2 images")
+        stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
+    out.mkdir(parents=True, exist_ok=True)
+    acts = out / "lateral_fashion-mnist.nc"
+    extract(model, stim, layers=["gap"], out=acts, overwrite=True, progress=progress)
+    return analyze(acts, out, progress=progress)
