@@ -1,0 +1,264 @@
+"""Recordings: our netCDF layout, BrainIO assemblies, the 92-image data sets, simulation.
+
+A recording is a DataArray named ``response`` (stimulus, [repetition,] time,
+neuroid): ``time`` in milliseconds (bin centre) with ``time_bin_start`` and
+``time_bin_end`` coordinates, neuroid coordinates such as ``region``. The
+published 92-image data (:func:`kriegeskorte92`, :func:`cichy2014_meg`) live
+in :mod:`vision_rnn.neural_sets`, the synthetic recordings
+(:func:`simulate_recording`) in :mod:`vision_rnn.simulation`.
+
+>>> import vision_rnn as vrnn
+>>> rec = vrnn.neural.load_recording("assembly.nc")                 # doctest: +SKIP
+>>> rec.sizes                                                       # doctest: +SKIP
+Frozen({'stimulus': 640, 'repetition': 50, 'time': 25, 'neuroid': 168})
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+
+__all__ = ["load_recording", "save_recording", "match_stimuli", "StimulusMatch", "data_dir", "NinetyTwo",
+           "kriegeskorte92", "cichy2014_meg", "simulate_recording"]
+
+CONVENTIONS = "vision-rnn recording 1.0"
+BRAINIO_VARIABLES = ("data", "__xarray_dataarray_variable__")
+
+
+def data_dir(name: str | None = None) -> Path:
+    """The shared data folder: ``$VRNN_DATA`` if set, else ``../shared/data`` next to the project
+    (or the working directory); ``name`` is a sub-folder. DataError if none exists."""
+    env = os.environ.get("VRNN_DATA")
+    candidates = [Path(env)] if env else []
+    candidates += [Path(__file__).resolve().parents[1].parent / "shared" / "data",
+                   Path.cwd().parent / "shared" / "data"]
+    for c in candidates:
+        if c.is_dir():
+            return c / name if name else c
+    where = ", ".join(str(c) for c in candidates)
+    raise DataError(f"no data folder found (looked in {where}); set VRNN_DATA to the folder that holds "
+                    f"{name or 'the data sets'} or pass the path explicitly")
+
+
+# -- stimulus ids across sources -------------------------------------------------------------
+@dataclass
+class StimulusMatch:
+    """Index pairs of matched stimuli (``a[i]`` matches ``b[i]``) and how they matched."""
+
+    a: np.ndarray
+    b: np.ndarray
+    n_a: int
+    n_b: int
+    by: dict = field(default_factory=dict)
+
+    @property
+    def n_matched(self) -> int:
+        return len(self.a)
+
+    def __str__(self) -> str:
+        how = ", ".join(f"{n} by {k}" for k, n in self.by.items() if n) or "none"
+        return f"{self.n_matched} stimuli matched ({how}) of {self.n_a} and {self.n_b}"
+
+
+def _stem(s: str) -> str:
+    return Path(s).stem
+
+
+def _read_id_map(id_map) -> dict:
+    if id_map is None:
+        return {}
+    if isinstance(id_map, dict):
+        return {str(k): str(v) for k, v in id_map.items()}
+    path = Path(id_map)
+    if not path.exists():
+        raise DataError(f"id map {path} does not exist; pass a CSV with two columns: ids of the first "
+                        "source, ids of the second")
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(fh) if r]
+    if not rows or len(rows[0]) < 2:
+        raise DataError(f"{path}: an id map needs two columns (first source, second source) and a header row")
+    return {r[0].strip(): r[1].strip() for r in rows[1:] if len(r) >= 2}
+
+
+def match_stimuli(a_ids, b_ids, id_map=None) -> StimulusMatch:
+    """Match two lists of stimulus ids: exact id, else file stem, else ``id_map``.
+
+    Each id of ``a_ids`` is tried in that order; a stem must be unique on both sides to
+    count. ``id_map`` is a dict or a CSV file with a header and two columns (an id or stem of
+    the first source, an id or stem of the second). Pairs are in the order of ``a_ids``.
+
+    >>> m = match_stimuli(["cats/a.png", "b.jpg", "x"], ["a", "b", "zz"], id_map={"x": "zz"})
+    >>> m.a.tolist(), m.b.tolist(), str(m)
+    ([0, 1, 2], [0, 1, 2], '3 stimuli matched (2 by stem, 1 by id_map) of 3 and 3')
+    """
+    a_ids = [str(s) for s in a_ids]
+    b_ids = [str(s) for s in b_ids]
+    exact = {s: i for i, s in enumerate(b_ids)}
+
+    def unique_stems(ids):
+        out, dup = {}, set()
+        for i, s in enumerate(ids):
+            st = _stem(s)
+            if st in out:
+                dup.add(st)
+            out[st] = i
+        return {k: v for k, v in out.items() if k not in dup}
+
+    b_stems = unique_stems(b_ids)
+    a_stem_ok = unique_stems(a_ids)
+    mapping = _read_id_map(id_map)
+    ia, ib, used = [], [], set()
+    by = {"id": 0, "stem": 0, "id_map": 0}
+    for i, s in enumerate(a_ids):
+        j, how = None, None
+        if s in exact:
+            j, how = exact[s], "id"
+        elif _stem(s) in b_stems and _stem(s) in a_stem_ok:
+            j, how = b_stems[_stem(s)], "stem"
+        elif mapping:
+            target = mapping.get(s, mapping.get(_stem(s)))
+            if target is not None:
+                j = exact.get(target, b_stems.get(_stem(target)))
+                how = "id_map"
+        if j is not None and j not in used:
+            used.add(j)
+            ia.append(i)
+            ib.append(j)
+            by[how] += 1
+    return StimulusMatch(np.asarray(ia, dtype=np.int64), np.asarray(ib, dtype=np.int64),
+                         len(a_ids), len(b_ids), by)
+
+
+# -- reading and writing recordings ----------------------------------------------------------
+def load_recording(path, average: bool = False):
+    """A recording from our netCDF layout or a BrainIO assembly (Brain-Score's netCDF format).
+
+    BrainIO: ``presentation x neuroid [x time_bin]``, stimulus id in ``stimulus_id`` (or the
+    older ``image_id``); the presentations of a stimulus are numbered 0, 1, ... in order of
+    appearance into a ``repetition`` dim (missing ones NaN; the file's own ``repetition``
+    coordinate, which need not be unique, is kept as ``brainio_repetition``), or averaged
+    with ``average=True``. ``time_bin_start``/``time_bin_end`` give ``time`` = the bin centre;
+    an assembly without ``time_bin`` becomes a single bin (``time`` NaN unless the file has
+    scalar bin edges). A recording where every stimulus appears once has no repetition dim.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"recording {path} does not exist")
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4").load()
+    except Exception as e:
+        raise DataError(f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
+                        "pass a recording saved by save_recording or a BrainIO assembly") from None
+    if "response" in ds.data_vars and {"stimulus", "time", "neuroid"} <= set(ds["response"].dims):
+        da = ds["response"]
+        if average and "repetition" in da.dims:
+            da = da.mean("repetition", skipna=True, keep_attrs=True)
+        return da
+    var = next((v for v in BRAINIO_VARIABLES if v in ds.data_vars), None)
+    if var is None or "presentation" not in ds[var].dims or "neuroid" not in ds[var].dims:
+        found = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in ds.data_vars) or "no variables"
+        raise DataError(f"{path}: not a recording (found {found}); expected 'response' (stimulus, time, neuroid) "
+                        f"or a BrainIO assembly ('data' or '__xarray_dataarray_variable__' over presentation x neuroid)")
+    da = _from_brainio(ds, var, path)
+    if average and "repetition" in da.dims:
+        da = da.mean("repetition", skipna=True, keep_attrs=True)
+    return da
+
+
+def _from_brainio(ds, var: str, path: Path):
+    import pandas as pd
+    import xarray as xr
+
+    src = ds[var]
+    id_coord = "stimulus_id" if "stimulus_id" in ds.coords else "image_id" if "image_id" in ds.coords else None
+    if id_coord is None:
+        raise DataError(f"{path}: BrainIO assembly without a 'stimulus_id' or 'image_id' coordinate on presentation")
+    ids = np.asarray(ds[id_coord].values).astype(str)
+    order = pd.unique(ids)
+    rep = pd.Series(ids).groupby(ids, sort=False).cumcount().to_numpy()
+    n_rep = int(rep.max()) + 1
+    stim_pos = {s: i for i, s in enumerate(order)}
+    si = np.array([stim_pos[s] for s in ids])
+    timed = "time_bin" in src.dims
+    x = src.transpose("presentation", "neuroid", *(["time_bin"] if timed else [])).values.astype(np.float64)
+    if not timed:
+        x = x[..., None]
+    n_time = x.shape[2]
+    out = np.full((len(order), n_rep, n_time, x.shape[1]), np.nan)
+    out[si, rep] = np.swapaxes(x, 1, 2)
+    if timed and "time_bin_start" in ds.coords and "time_bin_end" in ds.coords:
+        start = np.asarray(ds["time_bin_start"].values, dtype=np.float64).reshape(-1)
+        end = np.asarray(ds["time_bin_end"].values, dtype=np.float64).reshape(-1)
+    elif not timed and "time_bin_start" in ds.coords and ds["time_bin_start"].ndim == 0:
+        start = np.array([float(ds["time_bin_start"])])
+        end = np.array([float(ds["time_bin_end"])])
+    else:
+        start = end = np.full(n_time, np.nan)
+    coords = {"stimulus": order, "repetition": np.arange(n_rep), "time": (start + end) / 2,
+              "time_bin_start": ("time", start), "time_bin_end": ("time", end)}
+    neuroid_id = ds["neuroid_id"].values.astype(str) if "neuroid_id" in ds.coords else np.arange(x.shape[1])
+    coords["neuroid"] = neuroid_id
+    first_idx = pd.Series(np.arange(len(ids))).groupby(si, sort=True).first().to_numpy()
+    for k, c in ds.coords.items():
+        if c.dims == ("neuroid",) and k != "neuroid_id":
+            coords[k] = ("neuroid", c.values)
+        elif c.dims == ("presentation",) and k != id_coord:
+            vals = np.asarray(c.values)
+            name = "brainio_repetition" if k == "repetition" else k
+            constant = pd.Series(vals).groupby(si).nunique(dropna=False).to_numpy().max() == 1
+            if constant:
+                coords[name] = ("stimulus", vals[first_idx])
+            else:
+                text = vals.dtype.kind in "OUS"
+                grid = np.full((len(order), n_rep), "" if text else np.nan, dtype=object if text else np.float64)
+                grid[si, rep] = vals
+                coords[name] = (("stimulus", "repetition"), grid.astype(str) if text else grid)
+    da = xr.DataArray(out, dims=("stimulus", "repetition", "time", "neuroid"), coords=coords, name="response")
+    if n_rep == 1:
+        da = da.isel(repetition=0, drop=True)
+        da = da.drop_vars([k for k in da.coords if "repetition" in da[k].dims], errors="ignore")
+    da.attrs = {"source": str(path), "source_format": "brainio", "stimulus_id_from": id_coord,
+                **{k: v for k, v in ds.attrs.items() if isinstance(v, (str, int, float))}}
+    return da
+
+
+def save_recording(da, path) -> Path:
+    """Write a recording in our layout (netCDF, written to ``<path>.partial`` then renamed)."""
+    import json
+
+    path = Path(path)
+    if getattr(da, "dims", None) is None or not {"stimulus", "time", "neuroid"} <= set(da.dims):
+        raise DataError(f"save_recording: a recording is a DataArray (stimulus, time, neuroid); "
+                        f"got {getattr(da, 'dims', type(da).__name__)}")
+    if not path.parent.exists():
+        raise DataError(f"save_recording: folder {path.parent} does not exist")
+    da = da.copy()
+    da.name = "response"
+    for k in list(da.coords):
+        if da[k].dtype == object:
+            da = da.assign_coords({k: da[k].astype(str)})
+    attrs = {}
+    for k, v in da.attrs.items():
+        attrs[k] = v if isinstance(v, (str, int, float, np.integer, np.floating)) else json.dumps(v)
+    attrs["Conventions"] = CONVENTIONS
+    da.attrs = attrs
+    partial = path.with_name(path.name + ".partial")
+    try:
+        da.to_netcdf(partial, engine="netcdf4")
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return path
+
+
+from .neural_sets import NinetyTwo, cichy2014_meg, kriegeskorte92  # noqa: E402
+from .simulation import simulate_recording  # noqa: E402
