@@ -198,3 +198,50 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
         acc_text = f"val accuracy {acc[-1]:.4f} at the last step" if acc else "no epoch trained"
         click.echo(f"{summary['model']}: {summary['epochs']} epoch(s) on {summary['data']['source']}, "
                    f"{acc_text}; run folder {summary['out']}")
+
+
+# -- analyses ------------------------------------------------------------------------------------
+@main.command("analyze")
+@click.argument("acts", type=click.Path())
+@click.option("-o", "--out", type=click.Path(), default=None,
+              help="Report folder (default: <ACTS stem>_report beside the file).")
+@click.option("--layer", default=None,
+              help="Layer to analyse (default: the readout layer, gap); other layers get a fitted readout.")
+@user_errors
+def analyze_cmd(acts, out, layer):
+    """Run the CCN23 analyses on an activation file: figures, summary.json, summary.md.
+
+    \b
+    Example:
+      vrnn analyze lateral_fashion-mnist.nc -o report/
+      vrnn analyze acts.nc -o report_v4/ --layer v4
+    """
+    from .report import analyze
+
+    out = Path(out) if out else Path(acts).with_name(Path(acts).stem + "_report")
+    s = analyze(acts, out, layer=layer, progress=True)
+    click.echo(f"wrote the report on layer {s.attrs['layer']} ({s.attrs['readout']} readout) to {out}/")
+
+
+@main.command("demo")
+@click.option("--weights", type=click.Choice(["pretrained", "random"]), default="pretrained", show_default=True,
+              help="Weights of the shipped lateral model.")
+@click.option("-o", "--out", type=click.Path(), default="vrnn-demo", show_default=True,
+              help="Folder for the activations and the report.")
+@click.option("--limit", type=click.IntRange(min=2), default=None,
+              help="Use this many evenly spaced images of the 500.")
+@user_errors
+def demo_cmd(weights, out, limit):
+    """Extract builtin:fashion-mnist with the shipped lateral model, analyse it, print the table.
+
+    \b
+    Example:
+      vrnn demo
+      vrnn demo --weights random -o demo/ --limit 100
+    """
+    from .report import accuracy_line, demo, summary_markdown
+
+    s = demo(weights=weights, out=out, limit=limit, progress=True)
+    click.echo(accuracy_line(s))
+    click.echo(summary_markdown(s))
+    click.echo(f"report: {out}/ (figures *.png, summary.json, summary.md)")
