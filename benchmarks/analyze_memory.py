@@ -27,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_section
+
 import numpy as np
 
 HERE = Path(__file__).parent
@@ -110,23 +112,6 @@ def analyze_code(path: Path, out: Path, layer: str | None) -> str:
             "    if e.code not in (0, None): raise\n")
 
 
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace the section that starts with ``heading`` (up to the next '## ') or append it."""
-    old = path.read_text().splitlines() if path.exists() else ["# Benchmark results", ""]
-    out, skip, done = [], False, False
-    for line in old:
-        if line.startswith(heading):
-            skip, done = True, True
-            out.extend(text.rstrip().splitlines())
-            out.append("")
-            continue
-        if skip and line.startswith("## "):
-            skip = False
-        if not skip:
-            out.append(line)
-    if not done:
-        out.extend([""] + text.rstrip().splitlines())
-    path.write_text("\n".join(out).rstrip() + "\n")
 
 
 def main():
@@ -180,7 +165,7 @@ at most 64 MiB of float32 ({summary.get("fit_n_rows")} rows here; cross-validate
 {summary.get("fit_cv_accuracy", float("nan")):.3f}), with held-out folds given sample weight 0 instead of copies.
 """
     if args.write:
-        write_section(HERE / "RESULTS.md", "## Analyze memory", text)
+        write_section("## Analyze memory", text)
         print(f"updated {HERE / 'RESULTS.md'}")
     return 0 if res["ok"] else 1
 

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import write_section
+
 import numpy as np
 
 HERE = Path(__file__).parent
@@ -179,26 +181,9 @@ Peak RSS of a fresh process running `vrnn.extract` (main process; the writer pro
 """
     print(text)
     if args.write:
-        write_section(HERE / "RESULTS.md", "## Extraction", text)
+        write_section("## Extraction", text)
 
 
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace the section that starts with ``heading`` (up to the next '## ') or append it."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    lines = old.splitlines(keepends=True)
-    out, skip, done = [], False, False
-    for line in lines:
-        if line.startswith(heading):
-            skip, done = True, True
-            out.append(text.rstrip("\n") + "\n\n")
-            continue
-        if skip and line.startswith("## "):
-            skip = False
-        if not skip:
-            out.append(line)
-    if not done:
-        out.append("\n" + text.rstrip("\n") + "\n")
-    path.write_text("".join(out))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from _results import write_section
+
 import numpy as np
 import xarray as xr
 
@@ -89,22 +91,6 @@ def bench_bootstrap(n_stim=92, steps=8, bins=50, n_boot=1000, repeats=2) -> dict
                 n_boot=n_boot, steps=steps, bins=bins, n_stim=n_stim)
 
 
-def write_section(path: Path, heading: str, text: str) -> None:
-    """Replace the section whose heading line is exactly ``heading`` (up to the next '## ') or append it."""
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    out, skip, done = [], False, False
-    for line in old.splitlines(keepends=True):
-        if line.rstrip() == heading:
-            skip, done = True, True
-            out.append(text.rstrip("\n") + "\n\n")
-            continue
-        if skip and line.startswith("## "):
-            skip = False
-        if not skip:
-            out.append(line)
-    if not done:
-        out.append(("\n" if out and not out[-1].endswith("\n\n") else "") + text.rstrip("\n") + "\n")
-    path.write_text("".join(out))
 
 
 def main():
@@ -152,7 +138,7 @@ matrix comes out of one batched product per chunk of samples.
 """
     print(text)
     if args.write:
-        write_section(HERE / "RESULTS.md", "## RSA", text)
+        write_section("## RSA", text)
 
 
 if __name__ == "__main__":

@@ -201,6 +201,10 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
                                                os.getpid()), daemon=True)
     writer.start()
     bar = tqdm(total=n, initial=start_batch * bs, unit="img", disable=not progress, desc="extract")
+    # leave a core to the writer: compute threads preempted by it stall each other at every barrier
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
     try:
         with torch.inference_mode():
             for b in range(start_batch, total):
@@ -228,6 +232,7 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
         writer.join()
         raise
     finally:
+        torch.set_num_threads(threads)
         bar.close()
         buf.close()
 
