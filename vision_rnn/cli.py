@@ -66,7 +66,9 @@ def models_cmd():
 
 
 def default_output(model_name: str, stimuli_name: str) -> Path:
-    name = f"{Path(model_name).name if Path(model_name).suffix else model_name}_{stimuli_name}.nc"
+    p = Path(model_name)
+    label = (p.stem if p.is_file() else p.resolve().name) if p.exists() else model_name
+    name = f"{label}_{stimuli_name}.nc"
     return Path(re.sub(r"[^A-Za-z0-9._-]", "_", name))
 
 
@@ -245,3 +247,55 @@ def demo_cmd(weights, out, limit):
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report: {out}/ (figures *.png, summary.json, summary.md)")
+
+
+# -- comparisons with recordings ------------------------------------------------------------------
+@main.command("compare")
+@click.argument("acts", type=click.Path())
+@click.argument("recording")
+@click.option("-o", "--out", type=click.Path(), required=True, help="Report folder (written whole at the end).")
+@click.option("--layers", default=None, help="Comma-separated layers (default: every layer of ACTS).")
+@click.option("--rdm", "rdm_method", type=click.Choice(["correlation", "euclidean", "cosine"]), default="correlation",
+              show_default=True, help="Dissimilarity of the model's (and a recording's) RDMs.")
+@click.option("--method", type=click.Choice(["spearman", "corr", "cosine", "tau-a", "rho-a"]), default="spearman",
+              show_default=True, help="How RDMs are compared.")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap samples of the stimuli for 95% intervals (0: none).")
+@click.option("--mapping", default="default", show_default=True,
+              help="Model step -> ms for time-resolved recordings: default, fit, or a TimeMapping FILE.json.")
+@click.option("--id-map", type=click.Path(), default=None,
+              help="CSV with a header and two columns (activation id, recording id) for stimuli named differently.")
+@click.option("--encoding", is_flag=True,
+              help="Also fit cross-validated ridge encoding models (recordings with neuroids).")
+@click.option("--shared-only", is_flag=True, help="Compare on the shared stimuli when the two sets differ.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the encoding folds.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty report folder.")
+@user_errors
+def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
+                shared_only, seed, overwrite):
+    """Compare every layer at every step of ACTS with RECORDING: RDM similarity over time.
+
+    RECORDING is a netCDF recording (vision_rnn.neural.save_recording), a BrainIO
+    assembly, kriegeskorte92:PATH (monkey and human IT RDMs of the 92 images) or
+    cichy2014:PATH (MEG RDMs). Writes comparison.csv (one row per layer, step and
+    recording bin: value, 95% interval, noise ceiling), cross_temporal.nc, figures
+    and summary.json to OUT.
+
+    \b
+    Example:
+      vrnn extract --model lateral --stimuli kriegeskorte92:data/kriegeskorte2008 --pool mean -o k92.nc
+      vrnn compare k92.nc kriegeskorte92:data/kriegeskorte2008 -o k92_report/
+      vrnn compare acts.nc assembly.nc -o report/ --mapping fit --encoding
+    """
+    from .compare import run_comparison
+    from .compare_report import check_out
+
+    out_path = check_out(out)
+    if out_path.exists() and any(out_path.iterdir()) and not overwrite:
+        raise VRNNError(f"-o {out}: folder exists and is not empty; pass --overwrite or choose another folder")
+    c = run_comparison(acts, recording, layers=csv_list(layers), rdm_method=rdm_method, method=method,
+                       n_bootstrap=n_bootstrap, mapping=mapping, id_map=id_map, encoding=encoding,
+                       shared_only=shared_only, seed=seed, progress=True)
+    c.write(out_path, overwrite=overwrite)
+    click.echo(f"compared {len(c.settings['layers'])} layer(s) with {', '.join(c.results)} on "
+               f"{c.settings['stimulus_match']}; report: {out_path}/")

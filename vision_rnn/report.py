@@ -158,7 +158,7 @@ def accuracy_line(s) -> str:
 def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, progress=False):
     """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
 
-    Writes ``lateral_fashion-mnist.nc`` (readout layer only) and the report to
+    Writes ``lateral_fashion-mnist.nc`` (every layer at every step) and the report to
     ``out``; ``limit`` takes that many evenly spaced images of the 500.
     Returns the summary Dataset.
 
@@ -179,5 +179,5 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
     out.mkdir(parents=True, exist_ok=True)
     acts = out / "lateral_fashion-mnist.nc"
-    extract(model, stim, layers=["gap"], out=acts, overwrite=True, progress=progress)
+    extract(model, stim, out=acts, overwrite=True, progress=progress)
     return analyze(acts, out, progress=progress)
