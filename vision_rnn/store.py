@@ -215,12 +215,20 @@ def open_activations(path, chunks: dict | None = None):
         tree = xr.open_datatree(path, engine="netcdf4", chunks={} if chunks is None else chunks)
     except Exception as e:
         raise StoreError(f"{path}: cannot be read as an activation file ({e})") from None
-    return tree.map_over_datasets(_eager_coords)
+    _eager_coords(tree)
+    return tree
 
 
-def _eager_coords(ds):
-    """Small coordinates (labels, metadata, channel/row/col) in memory; activations stay lazy."""
-    return ds.assign_coords({c: ds.coords[c].load() for c in ds.coords if c not in ds.indexes})
+def _eager_coords(tree) -> None:
+    """Load small coordinates (labels, metadata, channel/row/col) in place; activations stay lazy.
+
+    In place, so the tree handed back is the one that owns the open file (a
+    second tree left to the garbage collector would close it under the first).
+    """
+    for node in tree.subtree:
+        for name, var in node.to_dataset(inherit=False).coords.variables.items():
+            if name not in node.indexes:
+                node.coords[name].variable.load()
 
 
 def layer(tree, name: str):

@@ -1,0 +1,154 @@
+"""Encoding models: ridge scores on recordings generated from known linear weights plus noise."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from vision_rnn.analysis import encode, split_half_reliability
+from vision_rnn.errors import VRNNError
+
+
+def planted(n=200, steps=3, units=20, neuroids=30, reps=4, noise=1.0, noise_neuroids=0, seed=0, features=None):
+    """Bin j of the recording is a fixed linear map of model step j plus Gaussian noise per trial."""
+    rng = np.random.default_rng(seed)
+    if features is None:
+        x = rng.normal(size=(n, steps, units))
+        latent = x
+    else:                                       # a wide layer whose units span a `units`-dim subspace
+        latent = rng.normal(size=(n, steps, units))
+        x = latent @ rng.normal(size=(units, features))
+    w = rng.normal(size=(units, neuroids)) / np.sqrt(units)
+    signal = np.einsum("nsu,uk->nsk", latent, w)                      # (stimulus, bin, neuroid)
+    signal = np.concatenate([signal, np.zeros((n, steps, noise_neuroids))], axis=2)
+    y = signal[:, None] + noise * rng.normal(size=(n, reps, steps, neuroids + noise_neuroids))
+    ids = [f"img/{i:03d}.png" for i in range(n)]
+    model = xr.DataArray(x, dims=("stimulus", "time", "unit"), name="it",
+                         coords={"stimulus": ids, "time": np.arange(steps)})
+    rec = xr.DataArray(y, dims=("stimulus", "repetition", "time", "neuroid"), name="response",
+                       coords={"stimulus": [f"{i:03d}" for i in range(n)], "time": 95.0 + 10 * np.arange(steps),
+                               "neuroid": [f"n{i}" for i in range(neuroids + noise_neuroids)],
+                               "region": ("neuroid", ["IT"] * (neuroids + noise_neuroids))})
+    theory = (w ** 2).sum(axis=0) / ((w ** 2).sum(axis=0) + noise ** 2 / reps)     # reliability of the mean
+    return model, rec, theory
+
+
+def test_noise_corrected_score_approaches_one():
+    model, rec, theory = planted()
+    ds = encode(model, rec)
+    assert ds["r"].dims == ("step", "time", "neuroid")
+    assert ds.attrs["stimulus_match"].startswith("200 stimuli matched (200 by stem)")
+    diag_r = np.stack([ds["r"].isel(step=j, time=j).values for j in range(3)])
+    diag_c = np.stack([ds["r_corrected"].isel(step=j, time=j).values for j in range(3)])
+    off = np.stack([ds["r"].isel(step=j, time=k).values for j in range(3) for k in range(3) if j != k])
+    assert 0.95 < np.median(diag_c) < 1.05                       # noise-corrected: the model is the truth
+    assert np.median(diag_r) < 0.9                               # raw r is held down by the noise
+    assert abs(np.median(off)) < 0.05                            # other steps carry nothing about this bin
+    # the split-half estimate agrees with the reliability the generator implies
+    np.testing.assert_allclose(np.median(ds["reliability"].values, axis=0), theory, atol=0.12)
+    assert abs(np.median(ds["reliability"].values) - np.median(theory)) < 0.03
+    assert ds.attrs["n_unreliable"] == 0 and not ds["unreliable"].values.any()
+
+
+def test_more_noise_lowers_raw_r_but_not_the_corrected_score():
+    low = encode(*planted(noise=0.5)[:2])
+    high = encode(*planted(noise=2.0)[:2])
+    med = lambda ds, v: float(np.median([ds[v].isel(step=j, time=j).values for j in range(3)]))
+    assert med(high, "r") < med(low, "r") - 0.2
+    assert abs(med(high, "r_corrected") - 1) < 0.1 and abs(med(low, "r_corrected") - 1) < 0.05
+
+
+def test_unreliable_neuroids_are_reported_not_divided_by():
+    model, rec, _ = planted(noise_neuroids=12)
+    ds = encode(model, rec)
+    rel = ds["reliability"].values
+    bad = ds["unreliable"].values
+    assert bad.sum() > 0 and ds.attrs["n_unreliable"] == int(bad.sum())
+    np.testing.assert_array_equal(bad, ~(rel > 0))
+    assert bad[:, :30].sum() == 0                                # the planted neuroids are all reliable
+    assert np.isnan(ds["r_corrected"].values[:, bad]).all()
+    ok = ~bad
+    np.testing.assert_allclose(ds["r_corrected"].values[:, ok], (ds["r"].values / np.sqrt(np.abs(rel)))[:, ok])
+
+
+def test_split_half_reliability_definition_and_missing_trials():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 4, 2, 3)) + rng.normal(size=(40, 1, 2, 3)) * 2
+    rec = xr.DataArray(x, dims=("stimulus", "repetition", "time", "neuroid"),
+                       coords={"stimulus": np.arange(40), "time": [5.0, 15.0], "neuroid": ["a", "b", "c"]})
+    rel = split_half_reliability(rec, n_splits=1, seed=7)
+    perm = np.random.default_rng(7).permutation(4)
+    a, b = x[:, perm[:2]].mean(1), x[:, perm[2:]].mean(1)
+    for t in range(2):
+        for k in range(3):
+            r = np.corrcoef(a[:, t, k], b[:, t, k])[0, 1]
+            assert rel.values[t, k] == pytest.approx(2 * r / (1 + r), abs=1e-12)
+    x[0, 0] = np.nan                                             # a missing trial is left out of its half
+    rel_nan = split_half_reliability(rec.copy(data=x), n_splits=50)
+    assert np.isfinite(rel_nan.values).all()
+    with pytest.raises(VRNNError, match="at least 2 repetitions"):
+        split_half_reliability(rec.isel(repetition=[0]))
+
+
+class SpyPCA:
+    """Records how many stimuli each reduction was fitted on."""
+
+    fitted = []
+    from sklearn.decomposition import PCA as real
+
+    def __init__(self, **kw):
+        self.pca = SpyPCA.real(**kw)
+
+    def fit_transform(self, x):
+        SpyPCA.fitted.append(len(x))
+        return self.pca.fit_transform(x)
+
+    def transform(self, x):
+        return self.pca.transform(x)
+
+
+def test_wide_layers_are_reduced_on_the_training_folds(monkeypatch):
+    import sklearn.decomposition
+
+    model, rec, _ = planted(n=150, units=8, features=400)
+    monkeypatch.setattr(sklearn.decomposition, "PCA", SpyPCA)
+    SpyPCA.fitted.clear()
+    ds = encode(model, rec, max_features=50, folds=5)
+    assert SpyPCA.fitted == [120] * 15                           # 5 folds x 3 steps, never the held-out 30
+    assert ds.attrs["reduce"] == "pca to 50" and ds.attrs["n_features"] == 400
+    assert np.median([ds["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.95
+    rp = encode(model, rec, max_features=50, reduce="random", n_components=60)
+    assert rp.attrs["reduce"] == "random to 60"
+    assert np.median([rp["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.9
+
+
+def test_static_recording_without_repetitions_and_errors():
+    model, rec, _ = planted(n=60)
+    static = rec.isel(time=[1]).mean("repetition")
+    ds = encode(model, static)
+    assert ds.sizes["time"] == 1 and "r_corrected" not in ds
+    assert float(ds["r"].isel(step=1, time=0).median()) > 0.7
+    with pytest.raises(VRNNError, match="at least 10 stimuli"):
+        encode(model.isel(stimulus=slice(0, 5)), rec)
+    with pytest.raises(VRNNError, match="reduce='svd'"):
+        encode(model, rec, reduce="svd")
+    with pytest.raises(VRNNError, match="folds=40"):
+        encode(model, rec, folds=40)
+    with pytest.raises(VRNNError, match="no neuroid dim"):
+        encode(model, rec.rename(neuroid="unit"))
+
+
+def test_encoding_does_not_import_torch():
+    code = ("import sys, numpy as np, xarray as xr\n"
+            "from vision_rnn.analysis import encode\n"
+            "x = xr.DataArray(np.random.default_rng(0).normal(size=(30, 2, 5)), dims=('stimulus', 'time', 'unit'),"
+            " coords={'stimulus': np.arange(30), 'time': [0, 1]})\n"
+            "y = xr.DataArray(np.random.default_rng(1).normal(size=(30, 2, 1, 4)), "
+            "dims=('stimulus', 'repetition', 'time', 'neuroid'), coords={'stimulus': np.arange(30), 'time': [5.0]})\n"
+            "encode(x, y)\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nprint('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

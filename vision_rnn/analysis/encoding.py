@@ -1,0 +1,237 @@
+"""Encoding models: cross-validated ridge regression from one layer at each step to every neuroid.
+
+For every model step, the layer's units predict every neuroid at every time bin
+of a recording (repetitions averaged). Stimuli are split into ``folds``
+(shuffled, seeded); for each fold a :class:`sklearn.linear_model.RidgeCV` is
+fitted on the other folds, choosing its penalty per target from ``alphas`` by
+efficient leave-one-out on those training stimuli only, and predicts the
+held-out stimuli. The score of a neuroid at a (step, time bin) is the Pearson
+r between its predictions and its responses over the held-out stimuli of a
+fold, averaged over folds (as Brain-Score's regression scores: a correlation
+over predictions pooled across folds would be biased below zero, because each
+fold's intercept is the mean of the other folds).
+
+Default penalty grid :data:`ENCODING_ALPHAS`: 1e-3 .. 1e7 in half-decade steps (21
+values). Features are used as they are (the ridge fits an intercept, nothing is
+standardised); a layer wider than ``max_features`` is reduced first, inside each
+fold: ``reduce="pca"`` fits a PCA (``n_components``, default ``max_features``,
+at most the number of training stimuli) on the training stimuli only and
+applies it to the held-out ones, ``reduce="random"`` uses a seeded Gaussian
+random projection to ``n_components`` dimensions (the same projection for every
+fold; it depends on no data).
+
+Where the recording has a ``repetition`` dim, each neuroid's reliability at
+each time bin is the split-half correlation of its repetition-averaged
+responses over stimuli, Spearman-Brown corrected (``2 r / (1 + r)``), the
+median over ``n_splits`` random splits of the repetitions into two halves
+(:func:`split_half_reliability`). The noise-corrected score is
+``r / sqrt(reliability)``; where the reliability is <= 0 (or undefined) the
+neuroid is flagged in ``unreliable`` and its corrected score is NaN.
+
+>>> import vision_rnn as vrnn                                            # doctest: +SKIP
+>>> from vision_rnn.analysis import encode                               # doctest: +SKIP
+>>> scores = encode(vrnn.layer(tree, "it"), recording)                  # doctest: +SKIP
+>>> scores["r_corrected"].median("neuroid").sel(step=7)                 # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from ..errors import AnalysisError
+from ._rsacore import one_blas_thread
+
+__all__ = ["encode", "split_half_reliability", "ENCODING_ALPHAS"]
+
+ENCODING_ALPHAS = np.logspace(-3, 7, 21)
+MIN_STIMULI = 10
+
+
+class EncodingError(AnalysisError):
+    """Bad input to an encoding model: dims, too few stimuli, unknown options."""
+
+
+# -- reliability -----------------------------------------------------------------------------
+def _pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r along axis 0, leaving out rows where either value is NaN; NaN without variance."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    n = ok.sum(axis=0)
+    a = np.where(ok, a, 0.0)
+    b = np.where(ok, b, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ma = a.sum(axis=0) / n
+        mb = b.sum(axis=0) / n
+        da = np.where(ok, a - ma, 0.0)
+        db = np.where(ok, b - mb, 0.0)
+        r = (da * db).sum(axis=0) / np.sqrt((da * da).sum(axis=0) * (db * db).sum(axis=0))
+    return np.where(n >= 3, r, np.nan)
+
+
+def split_half_reliability(recording: xr.DataArray, n_splits: int = 100, seed: int = 0) -> xr.DataArray:
+    """Spearman-Brown corrected split-half reliability of every neuroid at every time bin.
+
+    Each of ``n_splits`` random splits puts half of the repetitions (the first
+    ``R // 2`` of a seeded permutation) in one half and the rest in the other; both
+    halves are averaged (ignoring missing trials) and correlated over stimuli (Pearson,
+    stimuli with a missing half left out); ``r`` becomes ``2 r / (1 + r)``. Returns the
+    median over splits, ``(time, neuroid)``, with the recording's time and neuroid coords.
+    """
+    if "repetition" not in recording.dims or recording.sizes["repetition"] < 2:
+        raise EncodingError("split_half_reliability needs a 'repetition' dim with at least 2 repetitions; "
+                            f"this recording has {dict(recording.sizes)}")
+    if n_splits < 1:
+        raise EncodingError(f"split_half_reliability: n_splits must be at least 1 (got {n_splits})")
+    has_time = "time" in recording.dims
+    rec = recording if has_time else recording.expand_dims("time")
+    x = np.asarray(rec.transpose("stimulus", "repetition", "time", "neuroid").values, dtype=np.float64)
+    n_rep = x.shape[1]
+    rng = np.random.default_rng(seed)
+    out = np.empty((n_splits,) + x.shape[2:])
+    with np.errstate(invalid="ignore"):
+        for s in range(n_splits):
+            perm = rng.permutation(n_rep)
+            half_a = np.nanmean(x[:, perm[: n_rep // 2]], axis=1)
+            half_b = np.nanmean(x[:, perm[n_rep // 2:]], axis=1)
+            r = np.clip(_pearson(half_a, half_b), -1 + 1e-12, 1.0)
+            out[s] = 2 * r / (1 + r)
+        rel = np.nanmedian(out, axis=0) if np.isfinite(out).any() else np.full(out.shape[1:], np.nan)
+    coords = {k: c for k, c in rec.coords.items() if set(c.dims) <= {"time", "neuroid"}}
+    da = xr.DataArray(rel, dims=("time", "neuroid"), coords=coords, name="reliability",
+                      attrs={"n_splits": n_splits, "seed": seed, "n_repetitions": n_rep,
+                             "definition": "median over random splits of the Spearman-Brown corrected "
+                                           "split-half Pearson r over stimuli"})
+    return da if has_time else da.isel(time=0, drop=True)
+
+
+# -- encoding --------------------------------------------------------------------------------
+def _reducer(reduce: str, n_features: int, max_features: int, n_components: int | None, n_train: int,
+             seed: int):
+    if n_features <= max_features:
+        return None
+    k = int(n_components or max_features)
+    if reduce == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=min(k, n_train), random_state=seed)
+    from sklearn.random_projection import GaussianRandomProjection
+
+    return GaussianRandomProjection(n_components=k, random_state=seed)
+
+
+def _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed):
+    """Held-out Pearson r of every target in every fold and the penalty each fold chose (fold, target)."""
+    from sklearn.linear_model import RidgeCV
+
+    scores = np.empty((len(folds), y.shape[1]))
+    chosen = np.empty((len(folds), y.shape[1]))
+    for f, (train, test) in enumerate(folds):
+        x_train, x_test = x[train], x[test]
+        red = _reducer(reduce, x.shape[1], max_features, n_components, len(train), seed)
+        if red is not None:
+            x_train = red.fit_transform(x_train)
+            x_test = red.transform(x_test)
+        model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(x_train, y[train])
+        scores[f] = _pearson(model.predict(x_test), y[test])
+        chosen[f] = np.broadcast_to(model.alpha_, (y.shape[1],))
+    return scores, chosen
+
+
+def _matched(model: xr.DataArray, recording: xr.DataArray, id_map):
+    from ..neural import match_stimuli
+
+    match = match_stimuli(model["stimulus"].values, recording["stimulus"].values, id_map)
+    if match.n_matched < MIN_STIMULI:
+        raise EncodingError(f"encoding needs at least {MIN_STIMULI} stimuli shared by the layer and the "
+                            f"recording; {match}: check the ids or pass id_map=")
+    return model.isel(stimulus=match.a), recording.isel(stimulus=match.b), match
+
+
+def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPHAS, folds: int = 5,
+           max_features: int = 1000, reduce: str = "pca", n_components: int | None = None,
+           n_splits: int = 100, seed: int = 0, id_map=None, progress: bool = False) -> xr.Dataset:
+    """Cross-validated ridge encoding of every neuroid at every time bin from each model step.
+
+    Parameters
+    ----------
+    model : one layer, (stimulus, time, unit) with ``time`` the model step (``vrnn.layer``).
+    recording : (stimulus, [repetition,] time, neuroid), ``time`` in ms; repetitions are
+        averaged (ignoring missing trials) for fitting and scoring.
+    alphas : ridge penalties searched per target on the training stimuli (default :data:`ENCODING_ALPHAS`).
+    folds : number of folds over stimuli (shuffled with ``seed``); the same folds for every step.
+    max_features, reduce, n_components : a layer with more than ``max_features`` units is
+        reduced inside each fold, ``"pca"`` (fitted on the training stimuli) or ``"random"``
+        (seeded Gaussian projection) to ``n_components`` (default ``max_features``) dimensions.
+    n_splits : random repetition splits for :func:`split_half_reliability`.
+    id_map : stimulus id map (see :func:`vision_rnn.neural.match_stimuli`).
+
+    Returns an ``xarray.Dataset`` over ``(step, time, neuroid)``: ``r`` (held-out Pearson r,
+    mean over folds), ``alpha`` (geometric mean over folds of the chosen penalty),
+    and where repetitions exist ``reliability`` and ``unreliable`` (time, neuroid) and
+    ``r_corrected`` (``r / sqrt(reliability)``, NaN where unreliable). ``step`` carries the
+    model's steps (and ``step_time_ms`` when the layer has ``time_ms``), ``time`` the
+    recording's bins with their edges, ``neuroid`` its coordinates.
+    """
+    from sklearn.model_selection import KFold
+    from tqdm.auto import tqdm
+
+    if reduce not in ("pca", "random"):
+        raise EncodingError(f"encode: reduce={reduce!r} is not 'pca' or 'random'")
+    for da, dims, what in ((model, ("stimulus", "time"), "model"), (recording, ("stimulus", "neuroid"), "recording")):
+        missing = [d for d in dims if d not in da.dims]
+        if missing:
+            raise EncodingError(f"encode: the {what} has no {', '.join(missing)} dim ({', '.join(map(str, da.dims))})")
+    feat = next((d for d in model.dims if d not in ("stimulus", "time")), None)
+    if feat is None or model.ndim != 3:
+        raise EncodingError(f"encode: the model must be (stimulus, time, unit); got {model.dims}")
+    alphas = np.asarray(alphas, dtype=np.float64).ravel()
+    if alphas.size == 0 or (alphas <= 0).any():
+        raise EncodingError("encode: alphas must be positive numbers")
+    model, rec, match = _matched(model, recording, id_map)
+    if "time" not in rec.dims:
+        rec = rec.expand_dims(time=[np.nan])
+    has_reps = "repetition" in rec.dims and rec.sizes["repetition"] >= 2
+    mean = rec.mean("repetition", skipna=True) if "repetition" in rec.dims else rec
+    y3 = np.asarray(mean.transpose("stimulus", "time", "neuroid").values, dtype=np.float64)
+    if not np.isfinite(y3).all():
+        raise EncodingError("encode: the recording has missing (NaN) responses after averaging repetitions; "
+                            "drop those stimuli or neuroids first")
+    n, n_time, n_neuroid = y3.shape
+    n_folds = int(folds)
+    if not 2 <= n_folds <= n // 3:
+        raise EncodingError(f"encode: folds={folds} must be between 2 and a third of the {n} stimuli "
+                            "(each held-out fold needs at least 3 stimuli for a correlation)")
+    y = y3.reshape(n, -1)
+    split = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
+    x_all = np.asarray(model.transpose("stimulus", "time", feat).values, dtype=np.float64)
+    steps = model["time"].values
+    r = np.empty((len(steps), n_time, n_neuroid))
+    alpha = np.empty_like(r)
+    with one_blas_thread():         # many small products: threads cost more than they give
+        for k in tqdm(range(len(steps)), desc="encoding", unit="step", disable=not progress):
+            scores, chosen = _fold_scores(x_all[:, k], y, split, alphas, reduce, max_features, n_components, seed)
+            r[k] = scores.mean(axis=0).reshape(n_time, n_neuroid)
+            alpha[k] = np.exp(np.log(chosen).mean(axis=0)).reshape(n_time, n_neuroid)
+    coords = {"step": steps}
+    if "time_ms" in model.coords:
+        coords["step_time_ms"] = ("step", np.asarray(model["time_ms"].values, dtype=np.float64))
+    coords.update({k: c for k, c in mean.coords.items() if set(c.dims) <= {"time", "neuroid"} and c.dims})
+    coords["time"] = mean["time"].values
+    dims = ("step", "time", "neuroid")
+    ds = xr.Dataset({"r": (dims, r), "alpha": (dims, alpha)}, coords=coords)
+    reduced = x_all.shape[2] > max_features
+    ds.attrs = {"layer": str(model.name or ""), "n_stimuli": int(n), "n_features": int(x_all.shape[2]),
+                "reduce": (f"{reduce} to {n_components or max_features}" if reduced else "none"),
+                "folds": n_folds, "alphas": alphas.tolist(), "seed": int(seed),
+                "stimulus_match": str(match), "score": "held-out Pearson r of ridge predictions, mean over folds"}
+    if has_reps:
+        rel = split_half_reliability(rec, n_splits=n_splits, seed=seed)
+        bad = ~(rel.values > 0)
+        corrected = np.where(bad[None], np.nan, r / np.sqrt(np.where(bad, 1.0, rel.values))[None])
+        ds["reliability"] = (("time", "neuroid"), rel.values)
+        ds["unreliable"] = (("time", "neuroid"), bad)
+        ds["r_corrected"] = (dims, corrected)
+        ds.attrs.update(n_unreliable=int(bad.sum()), n_splits=int(n_splits),
+                        noise_correction="r / sqrt(Spearman-Brown split-half reliability); NaN where "
+                                         "reliability <= 0")
+    return ds

@@ -1,0 +1,394 @@
+"""Comparing a model's activations with a recording (``vrnn compare``): RDMs over steps and time bins.
+
+A recording source becomes one or more *targets*, each a set of RDMs
+``([subject,] time, stimulus, stimulus_)`` with ``time`` in ms (one bin, NaN,
+for a static recording):
+
+- a netCDF recording (:func:`vision_rnn.neural.save_recording`) or a BrainIO
+  assembly: one target per value of the neuroid coordinate ``region`` (one
+  target named ``recording`` without it); RDMs of the repetition-averaged
+  responses at every bin, with the ``--rdm`` method. Where a neuroid coordinate
+  ``subject`` (or ``animal``) has two or more values, each subject gets its own
+  RDMs;
+- ``kriegeskorte92:PATH``: ``monkey_it`` (one RDM) and ``human_it`` (4 subjects,
+  the two sessions of each averaged), both static (:func:`~vision_rnn.neural.kriegeskorte92`);
+- ``cichy2014:PATH``: ``meg``, 16 subjects (sessions averaged) in 10 ms bins
+  (:func:`~vision_rnn.neural.cichy2014_meg`).
+
+Every layer at every step is compared with every bin of every target
+(:func:`vision_rnn.analysis.rsa.bootstrap`: one bootstrap over stimuli for the
+whole cross-temporal matrix). For targets with subjects the value is the mean
+over subjects of the similarity with each subject's RDM, the quantity
+rsatoolbox's noise ceiling bounds (:func:`~vision_rnn.analysis.rsa.noise_ceiling`,
+per bin). A :class:`~vision_rnn.analysis.timeaxis.TimeMapping` (default, fitted
+or from a file) says which step of a layer is active in which bin; it only
+selects cells of the matrix for the curves over ms and never changes a value.
+
+>>> from vision_rnn.compare import run_comparison                         # doctest: +SKIP
+>>> c = run_comparison("k92.nc", "kriegeskorte92:data/kriegeskorte2008")  # doctest: +SKIP
+>>> c.table().query("target == 'monkey_it' and layer == 'gap'")           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+import xarray as xr
+
+from .errors import VRNNError
+from .store import open_activations, read_attrs
+
+RECORDING_HELP = "a netCDF recording, a BrainIO assembly, kriegeskorte92:PATH or cichy2014:PATH"
+RDM_METHODS = ("correlation", "euclidean", "cosine")
+SUBJECT_COORDS = ("subject", "animal")
+MEG_BIN_MS = 10.0
+
+
+class CompareError(VRNNError):
+    """Inputs that cannot be compared: no shared stimuli, different RDM sizes, bad options."""
+
+
+@dataclass
+class Target:
+    """RDMs of one recorded population; ``responses`` are the neuroids behind them, if any."""
+
+    name: str
+    rdms: xr.DataArray
+    responses: xr.DataArray | None = None
+    description: str = ""
+
+    @property
+    def static(self) -> bool:
+        return self.rdms.sizes["time"] == 1
+
+    @property
+    def subjects(self) -> int:
+        return self.rdms.sizes.get("subject", 0)
+
+
+@dataclass
+class Source:
+    """What a RECORDING argument resolved to: its stimulus ids, targets and (if any) the recording."""
+
+    spec: str
+    ids: list
+    targets: list
+    recording: xr.DataArray | None = None
+
+
+def _static(rdms: xr.DataArray, start=np.nan, end=np.nan) -> xr.DataArray:
+    return rdms.expand_dims(time=[(start + end) / 2]).assign_coords(
+        time_bin_start=("time", [start]), time_bin_end=("time", [end]))
+
+
+def _recording_targets(rec: xr.DataArray, rdm_method: str) -> list:
+    from .analysis.rsa import rdm
+
+    if "time" not in rec.dims:
+        rec = rec.expand_dims(time=[np.nan])
+    regions = [None]
+    if "region" in rec.coords and rec["region"].dims == ("neuroid",):
+        regions = list(dict.fromkeys(str(r) for r in rec["region"].values))
+    targets = []
+    for region in regions:
+        part = rec if region is None else rec.isel(neuroid=np.flatnonzero(rec["region"].values.astype(str) == region))
+        subj = next((c for c in SUBJECT_COORDS if c in part.coords and part[c].dims == ("neuroid",)
+                     and len(set(part[c].values.tolist())) >= 2), None)
+        if subj is None:
+            rdms = rdm(part, rdm_method)
+        else:
+            names = list(dict.fromkeys(part[subj].values.tolist()))
+            rdms = xr.concat([rdm(part.isel(neuroid=np.flatnonzero(part[subj].values == s)), rdm_method)
+                              for s in names], dim=xr.DataArray([str(s) for s in names], dims="subject"))
+        rdms = rdms.transpose(*(["subject"] if subj else []), "time", "stimulus", "stimulus_")
+        n_neuroid = part.sizes["neuroid"]
+        who = f"{len(set(part[subj].values.tolist()))} {subj}s, " if subj else ""
+        targets.append(Target(region or "recording", rdms, part,
+                              f"{region or 'recording'}: {who}{n_neuroid} neuroids, {rec.sizes['time']} bins"))
+    return targets
+
+
+def load_source(recording, rdm_method: str = "correlation") -> Source:
+    """Resolve RECORDING (a path, ``kriegeskorte92:PATH``, ``cichy2014:PATH`` or a DataArray) to targets."""
+    from .neural import cichy2014_meg, kriegeskorte92, load_recording
+
+    if rdm_method not in RDM_METHODS:
+        raise CompareError(f"--rdm {rdm_method}: not one of {', '.join(RDM_METHODS)}")
+    if isinstance(recording, xr.DataArray):
+        rec, spec = recording, str(recording.attrs.get("source", "recording (in memory)"))
+    else:
+        spec = os.fspath(recording)
+        if spec.startswith("kriegeskorte92:"):
+            k = kriegeskorte92(spec.split(":", 1)[1] or None)
+            human = k.rdms["human_it_sessions"].mean("session")
+            targets = [Target("monkey_it", _static(k.rdms["monkey_it"]), None,
+                              "monkey IT, 674 neurons (Kiani et al. 2007), 1 - Pearson r"),
+                       Target("human_it", _static(human).transpose("subject", "time", ...), None,
+                              "human IT fMRI, 4 subjects (sessions averaged), 1 - Pearson r")]
+            return Source(spec, list(k.rdms["stimulus"].values), targets)
+        if spec.startswith("cichy2014:"):
+            meg = cichy2014_meg(spec.split(":", 1)[1] or None, bin_ms=MEG_BIN_MS).mean("session")
+            meg = meg.transpose("subject", "time", "stimulus", "stimulus_")
+            n_subj = meg.sizes["subject"]
+            return Source(spec, list(meg["stimulus"].values),
+                          [Target("meg", meg, None, f"human MEG decoding RDMs, {n_subj} subjects, "
+                                                    f"{MEG_BIN_MS:g} ms bins (Cichy et al. 2014)")])
+        rec = load_recording(spec)
+    for d in ("stimulus", "neuroid"):
+        if d not in rec.dims:
+            raise CompareError(f"{spec}: a recording needs a {d!r} dim; it has {', '.join(map(str, rec.dims))}")
+    return Source(spec, [str(s) for s in rec["stimulus"].values], _recording_targets(rec, rdm_method), rec)
+
+
+def _match(model_ids, source: Source, acts_name: str, id_map, shared_only: bool):
+    from .neural import match_stimuli
+
+    m = match_stimuli(model_ids, source.ids, id_map)
+    how = f"{m.by['id']} by id, {m.by['stem']} by stem, {m.by['id_map']} by id map"
+    if m.n_matched == 0:
+        raise CompareError(f"{acts_name} and {source.spec} share no stimuli: 0 of {m.n_a} ids matched ({how}); "
+                           "pass --id-map CSV (columns: activation id, recording id)")
+    if m.n_matched < 3:
+        raise CompareError(f"{acts_name} and {source.spec} share only {m.n_matched} stimuli ({how}); "
+                           "RDM comparisons need at least 3: check the ids or pass --id-map CSV")
+    if not shared_only and (m.n_matched < m.n_a or m.n_matched < m.n_b):
+        raise CompareError(f"RDM sizes differ: {acts_name} has {m.n_a} stimuli and {source.spec} {m.n_b}, "
+                           f"{m.n_matched} matched ({how}); pass --shared-only to compare on the "
+                           f"{m.n_matched} shared stimuli, or --id-map CSV")
+    return m
+
+
+def resolve_mapping(mapping, tree, source: Source, ids, timed: bool, n_boot: int, seed: int):
+    """``"default"``, ``"fit"``, a JSON file or a TimeMapping -> (TimeMapping or None, TimeFit or None).
+
+    ``tree`` and ``source`` hold the matched stimuli in the same order; ``ids`` are the
+    tree's ids for them. A static recording has no mapping (None)."""
+    from .analysis.timeaxis import TimeMapping, fit_time_mapping
+
+    if isinstance(mapping, (str, os.PathLike)) and str(mapping) not in ("default", "fit"):
+        mapping = TimeMapping.load(mapping)             # a bad file is an error even where it is not used
+    if not timed:
+        if mapping == "fit":
+            raise CompareError("--mapping fit needs a time-resolved recording (at least 3 time bins); "
+                               "this one is static")
+        return None, None
+    if isinstance(mapping, TimeMapping):
+        return mapping, None
+    if mapping in (None, "default"):
+        return TimeMapping(), None
+    if source.recording is None:
+        raise CompareError(f"--mapping fit needs a recording with neuroids; {source.spec} holds RDMs only: "
+                           "pass --mapping default or FILE.json")
+    layers = {c.lower(): c for c in tree.children}
+    regions = {layers[t.name.lower()]: t.name for t in source.targets if t.name.lower() in layers}
+    if not regions:
+        raise CompareError(f"--mapping fit: no region of the recording ({', '.join(t.name for t in source.targets)}) "
+                           f"names a layer of the activations ({', '.join(tree.children)}); give neuroids a "
+                           "'region' coordinate named after a layer (e.g. IT for it) or pass --mapping FILE.json")
+    rec = source.recording.assign_coords(stimulus=ids)
+    fit = fit_time_mapping(tree, rec, regions=regions, n_boot=max(int(n_boot), 20), seed=seed)
+    return fit.mapping, fit
+
+
+def mapped_cells(mapping, layers, steps, times) -> xr.DataArray:
+    """(layer, step, time) True where the mapping makes that step of the layer active in that bin."""
+    out = np.zeros((len(layers), len(steps), len(times)), dtype=bool)
+    t = np.asarray(times, dtype=np.float64)
+    for i, name in enumerate(layers):
+        if mapping is None or name not in mapping.onset_ms:
+            continue
+        lo = mapping.time_ms(name, steps)
+        out[i] = (t[None] >= lo[:, None]) & (t[None] < lo[:, None] + mapping.step_ms)
+    return xr.DataArray(out, dims=("layer", "step", "time"))
+
+
+def _compare_target(model_rdms: xr.DataArray, target: Target, method: str, n_boot: int, seed: int) -> xr.Dataset:
+    """value, low, high (step, time) for one layer against one target."""
+    from .analysis import rsa
+
+    if n_boot > 0:
+        b = rsa.bootstrap(model_rdms, target.rdms, method=method, n=n_boot, seed=seed)
+        est, samples = b["estimate"], b["samples"]
+    else:
+        est, samples = rsa.compare(model_rdms, target.rdms, method=method), None
+    ren = {"time_a": "step", "time_b": "time"}
+    if target.subjects:
+        est = est.mean("subject")
+        samples = samples.mean("subject") if samples is not None else None
+    out = xr.Dataset({"value": est.rename(ren).transpose("step", "time")})
+    if samples is not None:
+        q = samples.rename(ren).quantile([0.025, 0.975], dim="bootstrap", skipna=True)
+        out["low"] = q.isel(quantile=0, drop=True).transpose("step", "time")
+        out["high"] = q.isel(quantile=1, drop=True).transpose("step", "time")
+    else:
+        out["low"] = out["high"] = xr.full_like(out["value"], np.nan)
+    return out.drop_vars([c for c in out.coords if c not in ("step", "time")])
+
+
+@dataclass
+class Comparison:
+    """Result of :func:`run_comparison`: one Dataset per target, (layer, step, time)."""
+
+    results: dict
+    targets: dict
+    mapping: object = None
+    fit: object = None
+    encoding: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
+
+    def table(self):
+        """One row per (target, layer, step, recording bin): value and its interval (pandas)."""
+        from .compare_report import table
+
+        return table(self)
+
+    def write(self, out, overwrite: bool = False):
+        """Write the report folder (see :func:`vision_rnn.compare_report.write_report`)."""
+        from .compare_report import write_report
+
+        return write_report(self, out, overwrite=overwrite)
+
+
+def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlation", method: str = "spearman",
+                   n_bootstrap: int = 1000, mapping="default", id_map=None, encoding: bool = False,
+                   shared_only: bool = False, seed: int = 0, progress: bool = False) -> Comparison:
+    """Compare every layer at every step of ``acts`` with every bin of ``recording``.
+
+    ``acts``: an activation file or DataTree; ``recording``: see the module docstring (or a
+    recording DataArray). ``layers`` defaults to every layer of the file. ``n_bootstrap``
+    samples of the stimuli give 95% percentile intervals (0: none). ``mapping``:
+    ``"default"``, ``"fit"`` (:func:`~vision_rnn.analysis.timeaxis.fit_time_mapping` on the
+    regions named after layers), a JSON file or a TimeMapping. ``encoding=True`` adds
+    :func:`~vision_rnn.analysis.encoding.encode` for every layer and target with neuroids.
+    Refuses (:class:`CompareError`) inputs that share no stimuli, or only some of them
+    unless ``shared_only``.
+    """
+    from .analysis.rsa import COMPARE_METHODS
+
+    if method not in COMPARE_METHODS:
+        raise CompareError(f"--method {method}: not one of {', '.join(COMPARE_METHODS)}")
+    if n_bootstrap < 0:
+        raise CompareError(f"--bootstrap {n_bootstrap}: must be 0 (no intervals) or more")
+    opts = dict(rdm_method=rdm_method, method=method, n_bootstrap=n_bootstrap, mapping=mapping,
+                id_map=id_map, encoding=encoding, shared_only=shared_only, seed=seed, progress=progress)
+    if isinstance(acts, xr.DataTree):
+        return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
+    tree = read_activations(acts, layers)
+    return _run(tree, str(acts), recording, layers=list(tree.children), **opts)
+
+
+def read_activations(path, layers=None) -> xr.DataTree:
+    """The root and ``layers`` (default: all) of an activation file, in memory; the file is closed.
+
+    Reads one group at a time with ``xarray.open_dataset(group=...)`` inside a ``with``
+    block, so no file handle outlives the call (xarray's netCDF4 DataTrees left to the
+    garbage collector have crashed HDF5 in later opens of other files).
+    """
+    path = Path(path)
+    if not path.exists():
+        open_activations(path)                      # its StoreError names the file and a .partial
+    attrs = read_attrs(path)
+    if "vision_rnn_version" not in attrs or "layers" not in attrs:
+        raise CompareError(f"{path}: not an activation file written by vrnn extract (no vision-rnn attributes)")
+    with netCDF4.Dataset(path, "r") as nc:
+        groups = list(nc.groups)
+    chosen = list(layers) if layers else groups
+    unknown = [l for l in chosen if l not in groups]
+    if unknown:
+        raise CompareError(f"--layers {','.join(unknown)}: not in {path}; it has {', '.join(groups)}")
+    parts = {}
+    for group in [None] + chosen:
+        with xr.open_dataset(path, group=group, engine="netcdf4") as ds:
+            parts["/" + (group or "")] = ds.load()
+    return xr.DataTree.from_dict(parts)
+
+
+def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
+         shared_only, seed, progress) -> Comparison:
+    from tqdm.auto import tqdm
+
+    from .analysis import rsa
+    from .store import layer
+
+    layers = list(layers) if layers else list(tree.children)
+    unknown = [l for l in layers if l not in tree.children]
+    if unknown:
+        raise CompareError(f"--layers {','.join(unknown)}: not in {acts_name}; it has {', '.join(tree.children)}")
+    source = load_source(recording, rdm_method)
+    if encoding and all(t.responses is None for t in source.targets):
+        raise CompareError(f"--encoding needs a recording with neuroids; {source.spec} holds RDMs only")
+    model_ids = [str(s) for s in tree["stimulus"].values]
+    m = _match(model_ids, source, acts_name, id_map, shared_only)
+    ids = [source.ids[j] for j in m.b]
+    timed = any(not t.static for t in source.targets)
+    mapping_obj, fit = resolve_mapping(mapping, tree.isel(stimulus=m.a) if timed and mapping == "fit" else tree,
+                                       source_subset(source, m.b), [model_ids[i] for i in m.a], timed,
+                                       min(n_bootstrap, 200), seed)
+    with np.errstate(invalid="ignore"):
+        model_rdms = {l: rsa.rdm(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), rdm_method)
+                      for l in layers}
+    steps = tree["time"].values
+    results, encoded = {}, {}
+    work = [(t, l) for t in source.targets for l in layers]
+    bar = tqdm(total=len(work) * (2 if encoding else 1), desc="compare", unit="layer", disable=not progress)
+    for target in source.targets:
+        t_rdms = target.rdms.isel(stimulus=m.b, stimulus_=m.b).load()     # MEG: read the file once
+        sub = Target(target.name, t_rdms, target.responses, target.description)
+        parts = []
+        for l in layers:
+            parts.append(_compare_target(model_rdms[l], sub, method, n_bootstrap, seed))
+            bar.update()
+        ds = xr.concat(parts, dim=xr.DataArray(layers, dims="layer", name="layer"))
+        ds = ds.assign_coords(step=steps, time=t_rdms["time"].values,
+                              time_bin_start=("time", t_rdms["time_bin_start"].values),
+                              time_bin_end=("time", t_rdms["time_bin_end"].values))
+        if target.subjects >= 2:
+            nc = rsa.noise_ceiling(t_rdms, method=method)
+            ds["ceiling_lower"] = ("time", np.asarray(nc["lower"].transpose("time").values))
+            ds["ceiling_upper"] = ("time", np.asarray(nc["upper"].transpose("time").values))
+        if not target.static and mapping_obj is not None:
+            ds["mapped"] = mapped_cells(mapping_obj, layers, steps, ds["time"].values)
+        ds.attrs = {"target": target.name, "description": target.description, "method": method,
+                    "rdm": rdm_method, "n_bootstrap": int(n_bootstrap), "seed": int(seed), "ci": 0.95,
+                    "n_stimuli": int(m.n_matched), "subjects": int(target.subjects),
+                    "value": "mean over subjects of the similarity with each subject's RDM" if target.subjects
+                    else "similarity of the model RDM with the recording RDM"}
+        results[target.name] = ds
+        if encoding and target.responses is not None:
+            encoded[target.name] = _encode_target(tree, layers, m, target, ids, seed, bar)
+    bar.close()
+    settings = {"acts": acts_name, "recording": source.spec, "layers": layers, "rdm": rdm_method, "method": method,
+                "n_bootstrap": int(n_bootstrap), "seed": int(seed), "shared_only": bool(shared_only),
+                "mapping": str(mapping) if isinstance(mapping, (str, os.PathLike)) else "object",
+                "stimulus_match": str(m),
+                "n_matched": int(m.n_matched), "matched_by": dict(m.by), "model": str(tree.attrs.get("model", "")),
+                "weights": str(tree.attrs.get("weights", ""))}
+    return Comparison(results, {t.name: t for t in source.targets}, mapping_obj, fit, encoded, settings)
+
+
+def source_subset(source: Source, index) -> Source:
+    """The source restricted to the stimuli at ``index`` (for fitting the mapping)."""
+    rec = source.recording.isel(stimulus=np.asarray(index)) if source.recording is not None else None
+    return Source(source.spec, [source.ids[j] for j in index], source.targets, rec)
+
+
+def _encode_target(tree, layers, m, target: Target, ids, seed, bar) -> xr.Dataset:
+    from .analysis.encoding import encode
+    from .store import layer
+
+    resp = target.responses.isel(stimulus=m.b).assign_coords(stimulus=ids)
+    if "layer" in resp.coords:                     # e.g. the planted layer of a simulated recording
+        resp = resp.rename({"layer": "recording_layer"})
+    parts = []
+    for l in layers:
+        parts.append(encode(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), resp, seed=seed))
+        bar.update()
+    per_layer = [v for v in ("r", "alpha", "r_corrected") if v in parts[0]]
+    ds = xr.concat(parts, dim=xr.DataArray(layers, dims="layer", name="layer"), data_vars=per_layer,
+                   coords="minimal", compat="override", combine_attrs="override")
+    ds.attrs.pop("layer", None)
+    return ds

@@ -1,0 +1,244 @@
+"""The report folder of ``vrnn compare``: a CSV, netCDF files, figures and a JSON summary.
+
+Written into a temporary folder beside ``out`` and renamed to ``out`` at the
+end, so an interrupted run leaves no half-written report. Files:
+
+- ``comparison.csv``: one row per (target, layer, step, recording bin): ``value``,
+  ``ci_low``/``ci_high`` (bootstrap percentile interval), the noise ceiling where the
+  target has subjects, ``mapped`` (1 if the time mapping makes the step active in the bin);
+- ``cross_temporal.nc``: one netCDF group per target with ``value``, ``low``, ``high``
+  (layer, step, time), ``ceiling_lower``/``ceiling_upper`` (time) and ``mapped``;
+- ``cross_temporal_<target>.png``, ``steps_<target>.png`` and, for time-resolved
+  targets, ``ms_<target>.png`` (curves over recording time at the mapped step);
+- ``mapping.json`` for time-resolved targets (the TimeMapping; with ``--mapping fit``
+  also its intervals); ``encoding.nc``, ``encoding.csv`` and ``encoding_<target>.png``
+  with ``--encoding``; ``summary.json`` (settings, stimulus match, best cell per layer).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .errors import VRNNError
+
+
+def step_curve(ds: xr.Dataset) -> xr.Dataset:
+    """(layer, step) curves: the only bin of a static target; else the bin at each step's mapped centre."""
+    if ds.sizes["time"] == 1:
+        return ds[["value", "low", "high"]].isel(time=0, drop=True)
+    if "mapped" not in ds:
+        raise VRNNError("step_curve: a time-resolved result needs a 'mapped' variable (a TimeMapping)")
+    mapped = ds["mapped"].values.astype(bool)
+    idx = np.full(mapped.shape[:2], -1)
+    for (i, k), _ in np.ndenumerate(idx):
+        hits = np.flatnonzero(mapped[i, k])
+        if hits.size:
+            idx[i, k] = hits[hits.size // 2]
+    out = {}
+    for v in ("value", "low", "high"):
+        a = ds[v].transpose("layer", "step", "time").values
+        picked = np.take_along_axis(a, np.clip(idx, 0, None)[..., None], axis=2)[..., 0]
+        out[v] = (("layer", "step"), np.where(idx >= 0, picked, np.nan))
+    time_of = np.where(idx >= 0, ds["time"].values[np.clip(idx, 0, None)], np.nan)
+    return xr.Dataset(out, coords={"layer": ds["layer"].values, "step": ds["step"].values,
+                                   "time_ms": (("layer", "step"), time_of)})
+
+
+def ms_curve(ds: xr.Dataset) -> xr.Dataset:
+    """(layer, time) curves over recording time: the value of the step the mapping makes active."""
+    if "mapped" not in ds:
+        raise VRNNError("ms_curve: needs a time-resolved result with a 'mapped' variable")
+    mapped = ds["mapped"].transpose("layer", "step", "time").values.astype(bool)
+    any_step = mapped.any(axis=1)
+    k = mapped.argmax(axis=1)
+    out = {}
+    for v in ("value", "low", "high"):
+        a = ds[v].transpose("layer", "step", "time").values
+        picked = np.take_along_axis(a, k[:, None, :], axis=1)[:, 0]
+        out[v] = (("layer", "time"), np.where(any_step, picked, np.nan))
+    out["step"] = (("layer", "time"), np.where(any_step, ds["step"].values[k], -1))
+    return xr.Dataset(out, coords={"layer": ds["layer"].values, "time": ds["time"].values})
+
+
+def table(comparison):
+    """The CSV as a pandas DataFrame: one row per (target, layer, step, recording bin)."""
+    import pandas as pd
+
+    frames = []
+    for name, ds in comparison.results.items():
+        n_l, n_s, n_t = ds.sizes["layer"], ds.sizes["step"], ds.sizes["time"]
+        grid = {"layer": np.repeat(ds["layer"].values, n_s * n_t),
+                "step": np.tile(np.repeat(ds["step"].values, n_t), n_l),
+                "time_ms": np.tile(ds["time"].values, n_l * n_s),
+                "time_bin_start": np.tile(ds["time_bin_start"].values, n_l * n_s),
+                "time_bin_end": np.tile(ds["time_bin_end"].values, n_l * n_s)}
+        cols = {v: ds[v].transpose("layer", "step", "time").values.ravel() for v in ("value", "low", "high")}
+        df = pd.DataFrame({"target": name, **grid, "value": cols["value"], "ci_low": cols["low"],
+                           "ci_high": cols["high"]})
+        for c in ("ceiling_lower", "ceiling_upper"):
+            df["noise_" + c] = np.tile(ds[c].values, n_l * n_s) if c in ds else np.nan
+        df["mapped"] = (ds["mapped"].transpose("layer", "step", "time").values.ravel().astype(int)
+                        if "mapped" in ds else pd.NA)
+        df["n_stimuli"] = ds.attrs["n_stimuli"]
+        df["method"] = ds.attrs["method"]
+        df["rdm"] = ds.attrs["rdm"]
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
+
+def encoding_table(comparison):
+    """Median encoding scores over neuroids, one row per (target, layer, step, recording bin)."""
+    import pandas as pd
+
+    frames = []
+    for name, ds in comparison.encoding.items():
+        has_corr = "r_corrected" in ds
+        with warnings.catch_warnings():                  # all-NaN slices (unreliable bins) give NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = ds["r"].median("neuroid").transpose("layer", "step", "time")
+            medc = ds["r_corrected"].median("neuroid").transpose("layer", "step", "time") if has_corr else None
+        n_l, n_s, n_t = med.shape
+        df = pd.DataFrame({"target": name, "layer": np.repeat(ds["layer"].values, n_s * n_t),
+                           "step": np.tile(np.repeat(ds["step"].values, n_t), n_l),
+                           "time_ms": np.tile(ds["time"].values, n_l * n_s),
+                           "median_r": med.values.ravel(),
+                           "median_r_corrected": medc.values.ravel() if has_corr else np.nan,
+                           "n_neuroids": ds.sizes["neuroid"],
+                           "n_unreliable": (np.tile(ds["unreliable"].sum("neuroid").values, n_l * n_s)
+                                            if has_corr else pd.NA)})
+        frames.append(df)
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))
+
+
+def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.copy()
+    for v in list(ds.data_vars):
+        if ds[v].dtype == bool:
+            ds[v] = ds[v].astype(np.int8)
+    for c in list(ds.coords):
+        if ds[c].dtype == object:
+            ds = ds.assign_coords({c: ds[c].astype(str)})
+    ds.attrs = {k: (v if isinstance(v, (str, int, float)) else json.dumps(v)) for k, v in ds.attrs.items()}
+    return ds
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def summary(comparison) -> dict:
+    """Settings, stimulus match, the mapping and the best cell of every layer for every target."""
+    best = {}
+    for name, ds in comparison.results.items():
+        best[name] = {}
+        for l in ds["layer"].values:
+            v = ds["value"].sel(layer=l)
+            if np.isfinite(v.values).any():
+                k, t = np.unravel_index(np.nanargmax(v.values), v.shape)
+                best[name][str(l)] = {"step": int(ds["step"].values[k]), "time_ms": float(ds["time"].values[t]),
+                                      "value": float(v.values[k, t]),
+                                      "ci": [float(ds["low"].sel(layer=l).values[k, t]),
+                                             float(ds["high"].sel(layer=l).values[k, t])]}
+    out = {"settings": comparison.settings,
+           "targets": {n: {"description": t.description, "static": t.static, "subjects": t.subjects,
+                           "n_bins": int(t.rdms.sizes["time"])} for n, t in comparison.targets.items()},
+           "best": best}
+    if comparison.mapping is not None:
+        out["mapping"] = mapping_dict(comparison)
+    return _jsonable(out)
+
+
+def mapping_dict(comparison) -> dict:
+    m = comparison.mapping
+    d = {"onset_ms": m.onset_ms, "step_ms": m.step_ms, "source": comparison.settings.get("mapping")}
+    if comparison.fit is not None:
+        d["ci"] = comparison.fit.ci
+        d["ci_bootstrap"] = comparison.fit.ci_bootstrap
+        d["cv_score"] = comparison.fit.cv_score
+        d["settings"] = comparison.fit.settings
+    return _jsonable(d)
+
+
+def figure_title(comparison, target: str) -> str:
+    """'<model> (<weights> weights) vs <target description>'."""
+    st = comparison.settings
+    weights = st.get("weights") or ""
+    who = st.get("model") or "model"
+    if weights and "/" not in weights and weights != "pretrained":
+        who += f" ({weights} weights)"
+    return f"{who} vs {comparison.targets[target].description}"
+
+
+def check_out(out) -> Path:
+    """Refuse an ``out`` that is a file, or a non-empty folder without ``overwrite``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the report")
+    if not out.parent.exists():
+        raise VRNNError(f"-o {out}: folder {out.parent} does not exist")
+    return out
+
+
+def write_report(comparison, out, overwrite: bool = False) -> Path:
+    """Write every file of the report into ``out`` (see the module docstring)."""
+    from . import plotting_compare as pc
+
+    out = check_out(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise VRNNError(f"-o {out}: folder exists and is not empty; pass --overwrite or choose another folder")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        table(comparison).to_csv(tmp / "comparison.csv", index=False, na_rep="")
+        tree = xr.DataTree.from_dict({f"/{safe_name(n)}": _netcdf_ready(ds) for n, ds in comparison.results.items()})
+        tree.to_netcdf(tmp / "cross_temporal.nc", engine="netcdf4")
+        for name, ds in comparison.results.items():
+            title = figure_title(comparison, name)
+            figs = {"cross_temporal": pc.plot_cross_temporal(ds, title), "steps": pc.plot_steps(ds, title)}
+            if "mapped" in ds:
+                figs["ms"] = pc.plot_ms(ds, title)
+            for kind, fig in figs.items():
+                fig.savefig(tmp / f"{kind}_{safe_name(name)}.png", dpi=110)
+        if comparison.mapping is not None:
+            (tmp / "mapping.json").write_text(json.dumps(mapping_dict(comparison), indent=1) + "\n")
+        if comparison.encoding:
+            enc = xr.DataTree.from_dict({f"/{safe_name(n)}": _netcdf_ready(ds)
+                                         for n, ds in comparison.encoding.items()})
+            enc.to_netcdf(tmp / "encoding.nc", engine="netcdf4")
+            encoding_table(comparison).to_csv(tmp / "encoding.csv", index=False, na_rep="")
+            for name, ds in comparison.encoding.items():
+                pc.plot_encoding(ds, figure_title(comparison, name)).savefig(
+                    tmp / f"encoding_{safe_name(name)}.png", dpi=110)
+        (tmp / "summary.json").write_text(json.dumps(summary(comparison), indent=1) + "\n")
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
