@@ -121,6 +121,19 @@ class BLTConfig:
         return cls(**d)
 
 
+class MaxPool2x2(nn.Module):
+    """2x2 max-pool with stride 2, as the maximum of four strided views.
+
+    The same numbers as ``nn.MaxPool2d(2, 2)`` on even-sized maps, several
+    times faster on the CPU for these small feature maps.
+    """
+
+    def forward(self, x):
+        top = torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2])
+        bottom = torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2])
+        return torch.maximum(top, bottom)
+
+
 class RecurrentConv(nn.Module):
     """One recurrent convolutional layer (v1, v2, v4 or it).
 
@@ -132,7 +145,7 @@ class RecurrentConv(nn.Module):
     def __init__(self, in_channels, channels, kernel_size, size, *, pool, lateral,
                  topdown_channels, interaction):
         super().__init__()
-        self.pool = nn.MaxPool2d(2, 2) if pool else None
+        self.pool = MaxPool2x2() if pool else None
         self.bottom_up = nn.Conv2d(in_channels, channels, kernel_size, padding="same", bias=False)
         self.lateral = (nn.Conv2d(channels, channels, kernel_size, padding="same", bias=False)
                         if lateral else None)
