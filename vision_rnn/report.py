@@ -133,12 +133,14 @@ def analyze(path, out, layer=None, *, progress=False, **fit_options):
         raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the report")
     with small_chunk_cache():
         tree = open_activations(path)
-    if layer is not None and layer not in tree.children:
-        raise VRNNError(f"--layer {layer}: not in {path}; it has {', '.join(tree.children)}")
     try:
+        if layer is not None and layer not in tree.children:
+            raise VRNNError(f"--layer {layer}: not in {path}; it has {', '.join(tree.children)}")
         m = readout_measures(tree, layer, progress=progress, **fit_options)
     except AnalysisError as e:
         raise AnalysisError(f"{path}: {e}") from None
+    finally:
+        tree.close()
     s = summarize(m)
     s.attrs["source"] = str(path)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,5 +181,5 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
     out.mkdir(parents=True, exist_ok=True)
     acts = out / "lateral_fashion-mnist.nc"
-    extract(model, stim, out=acts, overwrite=True, progress=progress)
+    extract(model, stim, out=acts, overwrite=True, progress=progress).close()
     return analyze(acts, out, progress=progress)
