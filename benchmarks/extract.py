@@ -172,6 +172,12 @@ float32, {r['compression']}; best of {args.repeats}).
 | (t_forward + t_write) / max(...), a pipeline without overlap | {r['sum_ratio']:.2f} |
 | activations, uncompressed / file | {r['raw_mib']:.0f} MiB / {r['file_mib']:.0f} MiB |
 
+On {os.cpu_count()} cores the forward pass alone already uses every core, so compute and
+compression share them: even a perfect pipeline needs about (cores x t_forward + t_write) / cores
+= {(os.cpu_count() * r['t_forward'] + r['t_write']) / os.cpu_count():.2f} s, a ratio of
+{(os.cpu_count() * r['t_forward'] + r['t_write']) / os.cpu_count() / max(r['t_forward'], r['t_write']):.2f}
+here. Extraction gives the model all cores but one and the writer process the last one.
+
 Peak RSS (VmHWM) of a fresh process running `vrnn.extract` on all five layers (the
 interpreter with torch and the other imports holds about 500 MiB of it):
 
