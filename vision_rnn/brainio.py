@@ -21,12 +21,12 @@ its later trials moved up (their original numbers are in ``brainio_repetition``)
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .atomic import atomic_write
 from .errors import DataError
 
 __all__ = ["to_brainio", "save_brainio"]
@@ -82,11 +82,4 @@ def save_brainio(recording: xr.DataArray, path) -> Path:
     for k in list(assembly.coords):
         if assembly[k].dtype == object:
             assembly = assembly.assign_coords({k: assembly[k].astype(str)})
-    partial = path.with_name(path.name + ".partial")
-    try:
-        assembly.to_netcdf(partial, engine="netcdf4")
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return atomic_write(path, lambda tmp: assembly.to_netcdf(tmp, engine="netcdf4"))

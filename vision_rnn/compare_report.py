@@ -18,7 +18,6 @@ end, so an interrupted run leaves no half-written report. Files:
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import shutil
@@ -30,6 +29,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import VRNNError
+from .report import jsonable
 
 
 def step_curve(ds: xr.Dataset) -> xr.Dataset:
@@ -136,16 +136,6 @@ def _netcdf_ready(ds: xr.Dataset) -> xr.Dataset:
     return ds
 
 
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def summary(comparison) -> dict:
@@ -167,7 +157,7 @@ def summary(comparison) -> dict:
            "best": best}
     if comparison.mapping is not None:
         out["mapping"] = mapping_dict(comparison)
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def mapping_dict(comparison) -> dict:
@@ -178,7 +168,7 @@ def mapping_dict(comparison) -> dict:
         d["ci_bootstrap"] = comparison.fit.ci_bootstrap
         d["cv_score"] = comparison.fit.cv_score
         d["settings"] = comparison.fit.settings
-    return _jsonable(d)
+    return jsonable(d)
 
 
 def figure_title(comparison, target: str) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import DataError
 
 __all__ = ["load_recording", "save_recording", "match_stimuli", "StimulusMatch", "data_dir", "NinetyTwo",
@@ -250,14 +251,7 @@ def save_recording(da, path) -> Path:
         attrs[k] = v if isinstance(v, (str, int, float, np.integer, np.floating)) else json.dumps(v)
     attrs["Conventions"] = CONVENTIONS
     da.attrs = attrs
-    partial = path.with_name(path.name + ".partial")
-    try:
-        da.to_netcdf(partial, engine="netcdf4")
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return path
+    return atomic_write(path, lambda tmp: da.to_netcdf(tmp, engine="netcdf4"))
 
 
 from .neural_sets import NinetyTwo, cichy2014_meg, kriegeskorte92  # noqa: E402

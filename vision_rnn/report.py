@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_text, atomic_write
 from .errors import AnalysisError, VRNNError
 
 FIGURES = ("accuracy", "stability", "drift", "norm", "peripherality", "zones", "dendrogram")
@@ -33,13 +33,14 @@ def _figures(s, m):
     return makers
 
 
-def _jsonable(x):
+def jsonable(x):
+    """Plain JSON values: numpy scalars and arrays as Python numbers and lists, NaN/inf as null."""
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -49,16 +50,14 @@ def _jsonable(x):
 
 def summary_dict(s) -> dict:
     """The summary Dataset's ``to_dict()`` with NaN as None (valid JSON)."""
-    return _jsonable(s.to_dict())
+    return jsonable(s.to_dict())
 
 
 def _write(path: Path, data, binary=False):
-    tmp = path.with_name(path.name + ".partial")
     if binary:
-        data(tmp)
+        atomic_write(path, data)
     else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
+        atomic_text(path, data)
 
 
 def _fmt(x, digits=3):

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from .atomic import atomic_text, atomic_write
 from .datasets import make_batch, open_training_data
 from .errors import DataError, VRNNError
 from .models.blt import BLTConfig, BLTNet
@@ -291,13 +292,12 @@ def _checkpoint(raw: BLTNet, opt, run: dict, epoch: int, log: list) -> None:
     meta = {"seed": int(opts["seed"]), "epoch": epoch, "data": data["source"],
             "data_sha256": data.get("sha256", ""), "data_bytes": data.get("bytes", 0)}
     save_weights(raw, out / f"epoch_{epoch:03d}.safetensors", meta)
-    _atomic_text(out / "log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
+    atomic_text(out / "log.jsonl", "".join(json.dumps(e) + "\n" for e in log))
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and run["dev"].type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(run["dev"])
-    tmp = out / "optimizer.pt.partial"
-    torch.save({"epoch": epoch, "optimizer": opt.state_dict(), "rng": rng}, tmp)
-    os.replace(tmp, out / "optimizer.pt")
+    atomic_write(out / "optimizer.pt", lambda tmp: torch.save({"epoch": epoch, "optimizer": opt.state_dict(),
+                                                                  "rng": rng}, tmp))
     save_weights(raw, out / "model.safetensors", meta)
     from . import __version__
 
@@ -312,13 +312,9 @@ def _checkpoint(raw: BLTNet, opt, run: dict, epoch: int, log: list) -> None:
               "val_accuracy": log[-1]["val_accuracy"] if log else None,
               "model_config": config.to_dict(), "vision_rnn_version": __version__,
               "created": run["created"], "updated": _now()}
-    _atomic_text(out / "config.json", json.dumps(record, indent=2) + "\n")
+    atomic_text(out / "config.json", json.dumps(record, indent=2) + "\n")
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _read_log(out: Path, upto: int) -> list:
