@@ -40,6 +40,7 @@ import xarray as xr
 
 import vision_rnn as vrnn
 from vision_rnn import plotting_compare as pc
+from vision_rnn.plotting import show
 from vision_rnn.brainio import save_brainio
 from vision_rnn.compare import read_activations
 
@@ -51,19 +52,6 @@ WORK = Path(tempfile.mkdtemp(prefix="vrnn-brainio-"))
 print(f"data: {DATA}\nfigures: {FIGURES}\nbootstrap samples: {N_BOOT}")
 
 
-def show(fig):
-    """Display a figure under Jupyter; a plain Python run only saves it."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        import io
-
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        display(Image(data=buffer.getvalue()))
 
 
 # %%

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import vision_rnn as vrnn
 from vision_rnn import plotting_compare as pc
+from vision_rnn.plotting import show
 from vision_rnn.compare import run_comparison
 from vision_rnn.compare_report import step_curve
 
@@ -54,19 +55,6 @@ MODELS = ["feedforward", "lateral", "topdown", "lateral-mult", "topdown-mult"]
 print(f"data: {DATA}\nfigures: {FIGURES}\nbootstrap samples: {N_BOOT}")
 
 
-def show(fig):
-    """Display a figure under Jupyter; a plain Python run only saves it."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        import io
-
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        display(Image(data=buffer.getvalue()))
 
 
 # %% [markdown]

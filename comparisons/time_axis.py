@@ -43,6 +43,7 @@ from matplotlib.figure import Figure
 
 import vision_rnn as vrnn
 from vision_rnn import plotting_compare as pc
+from vision_rnn.plotting import show
 from vision_rnn.analysis import TimeMapping, fit_time_mapping
 from vision_rnn.compare import read_activations, run_comparison
 
@@ -55,19 +56,6 @@ PLANTED = TimeMapping(onset_ms={"v1": 50.0, "it": 95.0}, step_ms=12.0)
 print(f"data: {DATA}\nfigures: {FIGURES}\nbootstrap samples: {N_BOOT}\nplanted mapping: {PLANTED.to_json()}")
 
 
-def show(fig):
-    """Display a figure under Jupyter; a plain Python run only saves it."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import Image, display
-    except ImportError:
-        return
-    if get_ipython() is not None:
-        import io
-
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        display(Image(data=buffer.getvalue()))
 
 
 # %%

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_accuracy", "plot_dendrogram", "plot_drift", "plot_norm", "plot_peripherality",
+__all__ = ["show", "plot_accuracy", "plot_dendrogram", "plot_drift", "plot_norm", "plot_peripherality",
            "plot_stability", "plot_zones"]
 
 STATUS_STYLE = {"correct": dict(color="#1f5fbf", marker="^", label="already in final zone (correct)"),
@@ -266,3 +266,18 @@ def plot_dendrogram(weight, classes=None):
     ax.set_xlabel("class")
     ax.set_title(f"Similarity of the classes' readout vectors ({k} classes)", fontsize=11)
     return fig
+
+
+def show(fig) -> None:
+    """Display a figure inline under Jupyter; elsewhere (a plain Python run) do nothing."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        import io
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        display(Image(data=buffer.getvalue()))
