@@ -40,8 +40,6 @@ IMPORTS = ("vision_rnn.cli", "vision_rnn.report", "vision_rnn.analysis", "vision
 
 def write_file(path: Path, n: int, seed: int = 0, batch: int = 64) -> int:
     """A complete activation file with v1 (n x T x 16384) and gap; returns v1's size in bytes."""
-    import netCDF4
-
     from vision_rnn import store
 
     rng = np.random.default_rng(seed)
@@ -64,7 +62,7 @@ def write_file(path: Path, n: int, seed: int = 0, batch: int = 64) -> int:
                  labels=labels, label_names=[classes[l] for l in labels], metadata=None, classes=classes,
                  readout_weight=weight, readout_bias=None, attrs=attrs, compression="none")
     mix = np.linspace(0.2, 1.0, T, dtype=np.float32)[None, :, None]
-    with netCDF4.Dataset(path, "a") as ds:
+    with store.appending(path) as ds:
         v1 = ds.groups["v1"].variables["activation"]
         gap = ds.groups["gap"].variables["activation"]
         for lo in range(0, n, batch):

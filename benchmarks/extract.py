@@ -101,9 +101,7 @@ def bench_overlap(n: int, batch_size: int, compression: str, repeats: int) -> di
         store.create(path, layout, stimuli_ids=stim.ids, labels=np.zeros(n, int), label_names=stim.label_names,
                      metadata=None, classes=model.classes, readout_weight=np.zeros((10, 128), np.float32),
                      readout_bias=None, attrs={"x": 1}, compression=compression)
-        import netCDF4
-
-        with netCDF4.Dataset(path, "a") as ds:
+        with store.appending(path) as ds:
             targets = {"logits": ds["logits"], **{l: ds[l]["activation"] for l in layers}}
             for b, o in enumerate(outs):
                 lo = b * batch_size

@@ -26,7 +26,6 @@
 # Settings: `VRNN_DATA`, `VRNN_FIGURES`, `VRNN_BOOTSTRAP` (default 1000).
 
 # %%
-import gc
 import os
 import shutil
 import subprocess
@@ -42,7 +41,6 @@ import vision_rnn as vrnn
 from vision_rnn import plotting_compare as pc
 from vision_rnn.plotting import show
 from vision_rnn.brainio import save_brainio
-from vision_rnn.compare import read_activations
 
 DATA = vrnn.neural.data_dir("kriegeskorte2008")
 FIGURES = Path(os.environ.get("VRNN_FIGURES") or tempfile.mkdtemp(prefix="vrnn-figures-"))
@@ -67,8 +65,8 @@ weights = {}
 for name in ("lateral", "topdown"):
     model, weights[name] = load(name)
     vrnn.extract(model, stimuli, out=WORK / f"{name}.nc", pool="mean", progress=False).close()
-    gc.collect()          # close every handle on the file now, not whenever the collector runs
-source = read_activations(WORK / "lateral.nc")          # in memory; the file is closed
+with vrnn.open_activations(WORK / "lateral.nc") as tree:
+    source = tree.load()                                 # in memory; the file is closed
 recording = vrnn.neural.simulate_recording(source, regions={"v1": "V1", "it": "IT"}, onset_ms={"v1": 50, "it": 95},
                                            step_ms=12.0, n_neuroids=40, repetitions=6, bin_ms=10.0,
                                            t_start_ms=-50.0, t_stop_ms=220.0, seed=1)

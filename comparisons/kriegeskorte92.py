@@ -34,7 +34,6 @@
 # ```
 
 # %%
-import gc
 import os
 import shutil
 import tempfile
@@ -80,7 +79,6 @@ for name in MODELS:
     print(f"{name}: {len(stimuli)} images, layers {', '.join(tree.children)}, {tree.sizes['time']} steps")
     tree.close()
     del tree
-    gc.collect()          # close every handle on the file now, not whenever the collector runs
 
 # %% [markdown]
 # ## Every layer at every step against monkey and human IT

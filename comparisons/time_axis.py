@@ -32,7 +32,6 @@
 # `vrnn compare topdown.nc recording.nc -o report/ --mapping fit`.
 
 # %%
-import gc
 import os
 import shutil
 import tempfile
@@ -45,7 +44,7 @@ import vision_rnn as vrnn
 from vision_rnn import plotting_compare as pc
 from vision_rnn.plotting import show
 from vision_rnn.analysis import TimeMapping, fit_time_mapping
-from vision_rnn.compare import read_activations, run_comparison
+from vision_rnn.compare import run_comparison
 
 DATA = vrnn.neural.data_dir("kriegeskorte2008")
 FIGURES = Path(os.environ.get("VRNN_FIGURES") or tempfile.mkdtemp(prefix="vrnn-figures-"))
@@ -71,8 +70,8 @@ weights = {}
 for name in ("lateral", "topdown"):
     model, weights[name] = load(name)
     vrnn.extract(model, stimuli, out=WORK / f"{name}.nc", pool="mean", progress=False).close()
-    gc.collect()          # close every handle on the file now, not whenever the collector runs
-source = read_activations(WORK / "lateral.nc")          # in memory; the file is closed
+with vrnn.open_activations(WORK / "lateral.nc") as tree:
+    source = tree.load()                                 # in memory; the file is closed
 
 # %% [markdown]
 # ## The recording

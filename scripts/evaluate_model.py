@@ -58,7 +58,7 @@ def export_test_set(source: Path, folder: Path) -> Path:
 
 
 def evaluate(model: str, source: Path, cache: Path, batch_size: int = 250) -> dict:
-    import xarray as xr
+    import vision_rnn as vrnn
 
     stim = export_test_set(source, cache / "fashion-mnist-test")
     with tempfile.TemporaryDirectory() as tmp:
@@ -66,7 +66,7 @@ def evaluate(model: str, source: Path, cache: Path, batch_size: int = 250) -> di
         cmd = ["vrnn", "extract", "--model", model, "--stimuli", str(stim), "--layers", "gap",
                "--batch-size", str(batch_size), "-o", str(out)]
         subprocess.run(cmd, check=True)
-        with xr.open_datatree(out) as tree:
+        with vrnn.open_activations(out) as tree:
             logits = tree["logits"].values
             labels = tree["label"].values
     if (labels < 0).any():

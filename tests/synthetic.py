@@ -13,8 +13,6 @@ def write_activations(path, layers: dict, labels, weight, bias=None, classes=Non
 
     ``logits`` default to ``weight @ a + bias`` of the readout layer, as the network would compute.
     """
-    import netCDF4
-
     act = layers[readout_layer]
     n, t, _ = act.shape
     weight = np.asarray(weight, dtype=np.float32)
@@ -38,7 +36,7 @@ def write_activations(path, layers: dict, labels, weight, bias=None, classes=Non
                  label_names=names, metadata=None, classes=classes, readout_weight=weight,
                  readout_bias=None if bias is None else np.asarray(bias, dtype=np.float32),
                  attrs=attrs, compression="none")
-    with netCDF4.Dataset(path, "a") as ds:
+    with store.appending(path) as ds:
         ds.variables["logits"][:] = np.asarray(logits, dtype=np.float32)
         for name, a in layers.items():
             ds.groups[name].variables["activation"][:] = np.asarray(a, dtype=np.float32)

@@ -18,7 +18,6 @@ import vision_rnn as vrnn
 from vision_rnn import neural
 from vision_rnn.brainio import save_brainio, to_brainio
 from vision_rnn.cli import main
-from vision_rnn.compare import read_activations
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ["VRNN_DATA"]) if os.environ.get("VRNN_DATA") else ROOT.parent / "shared" / "data"
@@ -51,13 +50,12 @@ def extract_cli(stimuli, out, *extra):
 def k92(tmp_path_factory):
     """The 92 images through the random-weight lateral network (pooled), and a simulated recording.
 
-    Activation files are read with ``read_activations`` (in memory, file closed) and other
-    DataTrees closed explicitly: with xarray's netCDF4 backend, a file-backed DataTree left to
-    the garbage collector has crashed HDF5 (segmentation fault) in later opens of other files.
+    The activations are loaded into memory and the file closed.
     """
     folder = tmp_path_factory.mktemp("k92")
     acts = extract_cli(f"kriegeskorte92:{K92}", folder / "k92.nc")
-    tree = read_activations(acts)                                # in memory, file closed
+    with vrnn.open_activations(acts) as tree:
+        tree.load()                                              # in memory, file closed
     rec = neural.simulate_recording(tree, regions={"v1": "V1", "it": "IT"}, n_neuroids=20, repetitions=4,
                                     t_start_ms=40.0, t_stop_ms=200.0, seed=3)
     return {"acts": acts, "tree": tree, "rec": rec, "folder": folder}
@@ -170,7 +168,7 @@ def test_real_brainio_example_matches_by_stem(tmp_path):
     df = pd.read_csv(out / "comparison.csv")
     assert (df["time_ms"] == 5.0).all() and len(df) == 8                     # one 0-10 ms bin: static
     rec = neural.load_recording(BRAINIO / "assy_test_package_assembly.nc").isel(time=0)
-    x = vrnn.layer(read_activations(acts), "it").isel(time=7).values.astype(np.float64)
+    x = vrnn.layer(vrnn.open_activations(acts), "it").isel(time=7).values.astype(np.float64)
     ref = rsatoolbox.rdm.compare(rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(x), method="euclidean"),
                                  rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(rec.values.astype(float)),
                                                          method="euclidean"), method="spearman")[0, 0]
@@ -235,11 +233,18 @@ def test_bad_options_exit_2(k92, tmp_path, extra, message):
 
 
 def test_existing_report_and_bad_recording_exit_2(k92, tmp_path):
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "keep.txt").write_text("x")
-    r = run("compare", k92["acts"], f"kriegeskorte92:{K92}", "-o", tmp_path / "report")
-    assert r.exit_code == 2 and "--overwrite" in error_line(r)
-    assert [p.name for p in (tmp_path / "report").iterdir()] == ["keep.txt"]
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "keep.txt").write_text("x")
+    # other files may share the folder: the report is written beside them, they stay
+    r = run("compare", k92["acts"], f"kriegeskorte92:{K92}", "-o", report, "--bootstrap", "0", "--layers", "it")
+    assert r.exit_code == 0, r.output
+    assert (report / "keep.txt").read_text() == "x" and (report / "comparison.csv").exists()
+    before = sorted(p.name for p in report.iterdir())
+    # an earlier report is replaced only with --overwrite
+    r = run("compare", k92["acts"], f"kriegeskorte92:{K92}", "-o", report, "--bootstrap", "0", "--layers", "it")
+    assert r.exit_code == 2 and "--overwrite" in error_line(r) and "comparison.csv" in error_line(r)
+    assert sorted(p.name for p in report.iterdir()) == before
     r = run("compare", k92["acts"], tmp_path / "nothing.nc", "-o", tmp_path / "r2")
     assert r.exit_code == 2 and "nothing.nc does not exist" in error_line(r)
     r = run("compare", k92["acts"], "cichy2014:" + str(tmp_path), "-o", tmp_path / "r2")
@@ -300,3 +305,26 @@ def test_compare_does_not_import_torch(k92, tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().endswith("ok")
     assert (tmp_path / "r" / "encoding.csv").exists()
+
+
+@pytest.mark.parametrize("empty", ["neuroid", "presentation"])
+def test_an_assembly_with_no_responses_is_refused(k92, tmp_path, empty):
+    ids = [str(s) for s in k92["tree"]["stimulus"].values]
+    n_p, n_n = (len(ids), 0) if empty == "neuroid" else (0, 5)
+    assembly = xr.DataArray(np.zeros((n_p, n_n, 1)), dims=("presentation", "neuroid", "time_bin"),
+                            coords={"stimulus_id": ("presentation", ids[:n_p]),
+                                    "neuroid_id": ("neuroid", [f"n{i}" for i in range(n_n)]),
+                                    "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
+    path = tmp_path / f"no_{empty}.nc"
+    assembly.to_netcdf(path)
+    with pytest.raises(vrnn.VRNNError) as e:
+        neural.load_recording(path)
+    assert str(path) in str(e.value) and "nothing to compare" in str(e.value)
+    r = run("compare", k92["acts"], path, "-o", tmp_path / "report", "--bootstrap", "0")
+    assert r.exit_code == 2 and str(path) in error_line(r)
+    assert not (tmp_path / "report").exists()
+    # an in-memory recording without neuroids is refused the same way
+    rec = k92["rec"].isel(neuroid=slice(0, 0))
+    with pytest.raises(vrnn.VRNNError, match="0 neuroids"):
+        from vision_rnn.compare import run_comparison
+        run_comparison(k92["acts"], rec, n_bootstrap=0)

@@ -10,6 +10,8 @@ import netCDF4
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 import xarray as xr
 from PIL import Image
 
@@ -122,6 +124,70 @@ def test_chunks_are_capped_near_16mb():
     assert b == 64 and t == 10
     assert b * t * u * 4 <= CHUNK_BYTES * 1.01
     assert VarSpec("gap", "gap", 512, "float32").chunks(64, 10) == (64, 10, 512)
+
+
+LAYOUT_COLLISIONS = ["channel", "unit", "row", "col", "time_ms", "logits", "gap", "v1", "retina",
+                     "readout_weight", "readout_bias", "activation", "label", "class", "feature", "time"]
+BAD_NAMES = ["a/b", "with space", "tab\there", ".hidden", "-dash", "trailing "]
+
+
+@pytest.mark.parametrize("column", LAYOUT_COLLISIONS + BAD_NAMES)
+def test_metadata_columns_that_do_not_fit_the_file_are_refused_before_writing(column, tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from vision_rnn.cli import main
+
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(4))
+    csv = tmp_path / "meta.csv"
+    pd.DataFrame({"stimulus": stim.ids, column: range(4), "fine": range(4)}).to_csv(csv, index=False)
+    out = tmp_path / "o.nc"
+    r = CliRunner().invoke(main, ["extract", "--model", "lateral", "--stimuli", "builtin:fashion-mnist",
+                                  "--metadata", str(csv), "-o", str(out)])
+    assert r.exit_code == 2, r.output
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "meta.csv" in lines[0] and repr(column) in lines[0] and "'fine'" not in lines[0]
+    assert [p.name for p in tmp_path.iterdir()] == ["meta.csv"]
+    # the Python API refuses the same column set on a Stimuli directly, before anything is written
+    stim.metadata = pd.DataFrame({column: range(4)}, index=stim.ids)
+    with pytest.raises(vrnn.VRNNError, match="cannot be stored"):
+        vrnn.extract(vrnn.load_model("lateral", weights="random"), stim, layers=["gap"], out=out)
+    assert [p.name for p in tmp_path.iterdir()] == ["meta.csv"]
+
+
+_names = st.one_of(st.sampled_from(LAYOUT_COLLISIONS + BAD_NAMES + ["ok", "Größe", "_x", "9lives", "a.b", "é"]),
+                   st.text(min_size=1, max_size=12))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=_names)
+def test_any_metadata_column_is_refused_or_round_trips(name, model, tmp_path_factory):
+    """Property: a column name is refused with one line before anything is written, or the extracted
+    file holds it as a coordinate of every layer, with its values, and `vrnn info` reads the file."""
+    import pandas as pd
+
+    from vision_rnn.errors import StimuliError
+    from vision_rnn.store import describe
+
+    folder = tmp_path_factory.mktemp("names")
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(3))
+    csv = folder / "meta.csv"
+    pd.DataFrame({"stimulus": stim.ids, name: [1.5, 2.5, 3.5]}).to_csv(csv, index=False)
+    out = folder / "o.nc"
+    try:
+        s = vrnn.load_stimuli(stim, metadata=csv, layers=model.layer_names)
+    except StimuliError as e:
+        assert "\n" not in str(e) and "meta.csv" in str(e)
+        assert sorted(p.name for p in folder.iterdir()) == ["meta.csv"]
+        return
+    column = s.metadata.columns[0]                               # as the CSV reader parsed it
+    tree = vrnn.extract(model, s, layers=["gap"], out=out)
+    try:
+        gap = vrnn.layer(tree, "gap")
+        assert column in gap.coords and list(gap[column].values) == [1.5, 2.5, 3.5]
+        assert "complete  yes" in describe(out)
+    finally:
+        tree.close()
 
 
 def test_metadata_columns_become_coords(model, tmp_path):

@@ -97,7 +97,7 @@ def test_cli_analyze_without_readout_exit_2(tmp_path):
     root = xr.Dataset({"logits": (dims + ("class",), np.ones((3, 2, 2), np.float32))},
                       coords={"stimulus": ["a", "b", "c"], "time": [0, 1], "class": ["x", "y"],
                               "label": ("stimulus", [0, 1, 0])},
-                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "gap"})
+                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "gap", "complete": 1})
     gap = xr.Dataset({"activation": (dims + ("unit",), np.ones((3, 2, 4), np.float32))})
     path = tmp_path / "noreadout.nc"
     xr.DataTree.from_dict({"/": root, "/gap": gap}).to_netcdf(path)
@@ -130,3 +130,12 @@ def test_demo_with_random_weights(tmp_path):
     for name in FIGURES + ("summary",):
         assert list((tmp_path / "demo").glob(f"{name}.*")), name
     assert (tmp_path / "demo" / "lateral_fashion-mnist.nc").exists()
+    # a second demo in the same folder replaces the first only with --overwrite
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()}
+    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo")
+    assert r.exit_code == 2 and "--overwrite" in one_error_line(r)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()} == before
+    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo", "--overwrite")
+    assert r.exit_code == 0, r.output
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()}
+    assert set(after) == set(before) and all(after[k] > before[k] for k in before)

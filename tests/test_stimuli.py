@@ -13,7 +13,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageOps
 
-from vision_rnn.errors import StimuliError
+from hypothesis import given
+from hypothesis import strategies as st
+
+from vision_rnn.errors import StimuliError, VRNNWarning
 from vision_rnn.stimuli import Stimuli, decode_image, from_arrays, load_stimuli, prepare, to_rgb
 
 W, H = 40, 30          # not square: prepare() must resize the shorter side and crop
@@ -384,8 +387,10 @@ def test_metadata_exact_ids(tree, tmp_path):
                    "dog/sub/x.png,animate,5.5\n"
                    "root_b.png,inanimate,1\n"
                    "not/there.png,inanimate,9\n")
-    s = load_stimuli(tree, metadata=csv)
+    with pytest.warns(VRNNWarning, match=r"1 row\(s\) match no stimulus and are left out \('not/there.png'\)"):
+        s = load_stimuli(tree, metadata=csv)
     m = s.metadata
+    assert s.metadata_unmatched == ["not/there.png"]
     assert list(m.index) == s.ids
     assert list(m.columns) == ["animacy", "size"]
     row = dict(zip(s.ids, m["animacy"]))
@@ -404,7 +409,8 @@ def test_metadata_exact_ids(tree, tmp_path):
 def test_metadata_by_stem(tree, tmp_path):
     csv = tmp_path / "meta.csv"
     csv.write_text("stimulus,rating\nz,0.25\nx,0.75\nroot_b,1.0\n")
-    s = load_stimuli(tree).with_metadata(csv)
+    with pytest.warns(VRNNWarning, match="4 of 7 stimuli have no row"):
+        s = load_stimuli(tree).with_metadata(csv)
     r = dict(zip(s.ids, s.metadata["rating"]))
     assert r["cat/z.png"] == 0.25 and r["dog/sub/x.png"] == 0.75 and r["root_b.png"] == 1.0
     assert np.isnan(r["cat/a.png"])
@@ -415,7 +421,8 @@ def test_metadata_numeric_looking_ids_stay_strings(tmp_path):
     assert s.ids == ["00000", "00001", "00002"]
     csv = tmp_path / "m.csv"
     csv.write_text("stimulus,v\n00001,7\n00002,8\n")
-    s = s.with_metadata(csv)
+    with pytest.warns(VRNNWarning, match="1 of 3 stimuli have no row"):
+        s = s.with_metadata(csv)
     assert np.isnan(s.metadata["v"].iloc[0]) and list(s.metadata["v"].iloc[1:]) == [7, 8]
 
 
@@ -440,11 +447,97 @@ def test_metadata_errors(tree, tmp_path):
 
     clash = tmp_path / "clash.csv"
     clash.write_text("stimulus,label\ncat/z.png,1\n")
-    with pytest.raises(StimuliError, match="clash"):
+    with pytest.raises(StimuliError, match="'label' is a name of the file's layout"):
         s.with_metadata(clash)
 
     with pytest.raises(StimuliError, match="does not exist"):
         s.with_metadata(tmp_path / "missing.csv")
+
+
+@pytest.fixture
+def same_stems(tmp_path):
+    root = tmp_path / "stems"
+    _png(root / "cat" / "img0.png", (1, 1, 1))
+    _png(root / "dog" / "img1.png", (3, 3, 3))
+    Image.new("RGB", (4, 4), (2, 2, 2)).save(root / "dog" / "img0.jpg")
+    return load_stimuli(root)
+
+
+def test_metadata_stem_shared_by_two_stimuli_is_ambiguous(same_stems, tmp_path):
+    assert same_stems.ids == ["cat/img0.png", "dog/img0.jpg", "dog/img1.png"]
+    csv = tmp_path / "m.csv"
+    csv.write_text("stimulus,rating\nimg0,1\nimg1,2\n")
+    with pytest.raises(StimuliError) as e:
+        same_stems.with_metadata(csv)
+    msg = str(e.value)
+    assert "\n" not in msg and "m.csv" in msg and "'img0'" in msg and "cat/img0.png" in msg and "dog/img0.jpg" in msg
+    # full ids resolve it; a unique stem still matches
+    csv.write_text("stimulus,rating\ncat/img0.png,1\ndog/img0.jpg,2\nimg1,3\n")
+    m = same_stems.with_metadata(csv).metadata
+    assert list(m["rating"]) == [1, 2, 3]
+
+
+def test_metadata_two_rows_for_one_stimulus_are_ambiguous(same_stems, tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text("stimulus,rating\ndog/img1.png,1\nimg1,2\n")
+    with pytest.raises(StimuliError, match="'dog/img1.png' and 'img1' both name stimulus 'dog/img1.png'"):
+        same_stems.with_metadata(csv)
+
+
+def test_metadata_rows_that_match_nothing_are_reported(same_stems, tmp_path):
+    csv = tmp_path / "m.csv"
+    csv.write_text("stimulus,rating\ndog/img1.png,1\nzebra,2\nimg9,3\n")
+    with pytest.warns(VRNNWarning) as w:
+        s = same_stems.with_metadata(csv)
+    assert len(w) == 1
+    msg = str(w[0].message)
+    assert "m.csv" in msg and "2 row(s) match no stimulus" in msg and "'zebra'" in msg and "'img9'" in msg
+    assert "2 of 3 stimuli have no row" in msg
+    assert s.metadata_unmatched == ["zebra", "img9"] and list(s.metadata["rating"].isna()) == [True, True, False]
+
+
+def test_metadata_warning_is_one_line_on_the_command_line(same_stems, tmp_path):
+    from click.testing import CliRunner
+
+    from vision_rnn.cli import main
+
+    csv = tmp_path / "m.csv"
+    csv.write_text("stimulus,rating\ndog/img1.png,1\nzebra,2\n")
+    r = CliRunner().invoke(main, ["extract", "--model", "lateral", "--stimuli", same_stems.source,
+                                  "--metadata", str(csv), "--layers", "gap", "-o", str(tmp_path / "o.nc")])
+    assert r.exit_code == 0, r.output
+    warn = [l for l in r.stderr.splitlines() if l.startswith("vrnn: warning:")]
+    assert len(warn) == 1 and "'zebra'" in warn[0] and "m.csv" in warn[0]
+
+
+_ids = st.lists(st.sampled_from(["a", "b", "c"]).flatmap(
+    lambda stem_: st.tuples(st.sampled_from(["", "x/", "y/"]), st.just(stem_), st.sampled_from([".png", ".jpg"]))
+).map(lambda t: "".join(t)), min_size=1, max_size=6, unique=True)
+
+
+@given(ids=_ids, keys=st.lists(st.sampled_from(["a", "b", "c", "d", "x/a.png", "y/b.jpg", "a.png", "c.jpg"]),
+                                max_size=6, unique=True))
+def test_match_rows_never_guesses(ids, keys):
+    """Property: every matched row names its stimulus exactly or by a stem no other stimulus has; every
+    stimulus gets at most one row; a row is matched, reported unmatched, or the whole table is refused."""
+    from vision_rnn.stimuli import match_rows, stem
+
+    try:
+        rows, unmatched = match_rows(ids, keys, "t.csv")
+    except StimuliError as e:
+        assert "ambiguous" in str(e) and "\n" not in str(e)
+        stems = [stem(i) for i in ids]
+        ambiguous = [k for k in keys if k not in ids and stems.count(k) > 1]
+        targets = [ids.index(k) if k in ids else (stems.index(k) if stems.count(k) == 1 else None) for k in keys]
+        hit = [t for t in targets if t is not None]
+        assert ambiguous or len(hit) != len(set(hit))
+        return
+    assert sorted(rows.values()) == sorted(set(rows.values()))
+    for i, r in rows.items():
+        key = keys[r]
+        assert key == ids[i] or (key not in ids and [stem(x) for x in ids].count(key) == 1 and stem(ids[i]) == key)
+    assert set(unmatched) | {keys[r] for r in rows.values()} == set(keys)
+    assert not set(unmatched) & {keys[r] for r in rows.values()}
 
 
 # -- HDF5 -----------------------------------------------------------------------------------

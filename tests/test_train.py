@@ -185,3 +185,38 @@ def test_previous_run_needs_resume(h5, tmp_path):
     assert r.exit_code == 2 and "holds no run to continue" in error_line(r)
     r = run("--model", "lateral", "--data", h5, "--out", tmp_path / "w", "--step-weights", "1,2", *FAST)
     assert r.exit_code == 2 and "--step-weights has 2 values for a model with 3 steps" in error_line(r)
+
+
+def test_a_run_interrupted_before_its_first_epoch_is_not_a_trained_model(h5, tmp_path, monkeypatch):
+    import vision_rnn.train as train_module
+    from vision_rnn.errors import ModelError
+    from vision_rnn.models.loading import build
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt                           # Ctrl-C during the first epoch
+
+    monkeypatch.setattr(train_module, "_train_epoch", interrupted)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_module.train("lateral", h5, out, epochs=2, timesteps=STEPS, batch_size=8, device="cpu",
+                           progress=False)
+    monkeypatch.undo()
+    assert (out / "model.safetensors").exists() and json.loads((out / "config.json").read_text())["epoch"] == 0
+    for source in (out, out / "model.safetensors", out / "epoch_000.safetensors"):
+        with pytest.raises(ModelError) as e:
+            vrnn.load_model(source)
+        assert "no finished epoch" in str(e.value) and "--resume" in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ModelError, match="no finished epoch"):
+        vrnn.load_model("lateral", weights=out / "model.safetensors")
+    r = CliRunner().invoke(main, ["extract", "--model", str(out), "--stimuli", "builtin:fashion-mnist",
+                                  "-o", str(tmp_path / "acts.nc")])
+    assert r.exit_code == 2 and "no finished epoch" in error_line(r) and "--allow-untrained" in error_line(r)
+    assert not (tmp_path / "acts.nc").exists() and not (tmp_path / "acts.nc.partial").exists()
+    # on purpose, the initial weights load: the seeded initialisation
+    model = vrnn.load_model(out, allow_untrained=True)
+    init = build(model.config, 0)
+    for k, v in init.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # and resuming trains it into a model that loads
+    assert run("--out", out, "--resume", "--epochs", 1).exit_code == 0
+    assert vrnn.load_model(out).classes == CLASSES

@@ -1,21 +1,143 @@
-"""Nothing half-written: every file the toolkit writes goes to ``<path>.partial`` first."""
+"""Nothing half-written: files and sets of files appear whole or not at all.
+
+- :func:`atomic_write` writes one file to a temporary name beside it and renames it.
+- :func:`file_set` writes the files of a report into a temporary folder beside the
+  target folder and moves them in at the end as one set: the target holds the old
+  report or the whole new one, and files of other kinds in it are left alone.
+
+Temporary names carry the writer's identity, ``.<name>.partial-<pid>-<start>-<boot>``
+(process id, the process's start time, and the first 8 characters of the kernel's boot
+id), so "left by a dead run" has one definition (:func:`left_by_dead_run`): another
+boot, or no live process with that id and start time. Every write first cleans such
+leftovers beside its target (:func:`clean_stale`); a file set whose move had begun
+when its run died is moved in to the end, one that had not is deleted.
+
+Files and folders are created with the permissions the umask gives (as ``open`` and
+``mkdir`` do), never the private 0600/0700 of ``tempfile``.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import uuid
+from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
+
+COMMIT = ".vrnn-commit.json"     # inside a file set's temporary folder: the move into the target has begun
+_TEMP = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)-(?P<start>\d+)-(?P<boot>[0-9a-f]{8}|none)"
+                   r"(?:-[0-9a-f]{6})?$")
 
 
+# -- who wrote it, and is that run still alive ---------------------------------------------------
+def boot_id() -> str:
+    """The first 8 hex digits of this boot's id (Linux), else "none"."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8] or "none"
+    except OSError:
+        return "none"
+
+
+def process_start(pid: int) -> int:
+    """Start time of process ``pid`` in clock ticks since boot (Linux), 0 where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return int(stat[stat.rindex(")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def umask() -> int:
+    """This process's umask (read without changing it where Linux allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _public(path: Path) -> None:
+    """Give a file the permissions ``open`` would (some writers, e.g. safetensors, make it 0600)."""
+    os.chmod(path, 0o666 & ~umask())
+
+
+def temp_path(target) -> Path:
+    """A temporary name beside ``target`` that records this process (see the module docstring)."""
+    target = Path(target)
+    pid = os.getpid()
+    return target.with_name(f".{target.name}.partial-{pid}-{process_start(pid)}-{boot_id()}-{uuid.uuid4().hex[:6]}")
+
+
+def left_by_dead_run(path) -> bool:
+    """Whether ``path`` is a temporary file or folder of :mod:`vision_rnn.atomic` whose run has ended."""
+    m = _TEMP.match(Path(path).name)
+    if m is None:
+        return False
+    boot = boot_id()
+    if m["boot"] != boot and "none" not in (m["boot"], boot):
+        return True                                 # written before the last reboot
+    pid, start = int(m["pid"]), int(m["start"])
+    if not _alive(pid):
+        return True
+    now = process_start(pid)
+    return bool(start and now and now != start)     # the id now belongs to another process
+
+
+def clean_stale(folder) -> list[Path]:
+    """Remove (or finish moving in) what dead runs left in ``folder``; return what was handled."""
+    folder = Path(folder)
+    done = []
+    try:
+        entries = [e for e in os.scandir(folder) if e.name.startswith(".") and ".partial-" in e.name]
+    except OSError:
+        return done
+    for e in entries:
+        p = Path(e.path)
+        if not left_by_dead_run(p):
+            continue
+        try:
+            if p.is_dir() and (p / COMMIT).exists():
+                _move_in(p)                         # the move had begun: finish it
+            elif p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink()
+            done.append(p)
+        except OSError:
+            continue                                # another process got there first
+    return done
+
+
+# -- one file ------------------------------------------------------------------------------------
 def atomic_write(path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on ``<path>.partial``, then rename it to ``path``.
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``.
 
-    If ``write`` fails, the partial file is removed and ``path`` is untouched.
+    If ``write`` fails, the temporary file is removed and ``path`` is untouched.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
+    clean_stale(path.parent)
+    tmp = temp_path(path)
     try:
         write(tmp)
+        _public(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -25,3 +147,77 @@ def atomic_write(path, write: Callable[[Path], object]) -> Path:
 
 def atomic_text(path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+# -- a set of files --------------------------------------------------------------------------------
+def owned_files(folder, patterns: Iterable[str]) -> list[str]:
+    """Names of the files in ``folder`` that match one of ``patterns`` (fnmatch)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    pats = list(patterns)
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and any(fnmatch(p.name, x) for x in pats))
+
+
+def check_set_folder(out, owns: Iterable[str], overwrite: bool, what: str = "a report") -> Path:
+    """Refuse (VRNNError) a folder for a file set that is a file, whose parent is missing, or that
+    holds files of an earlier set (``owns`` patterns) when ``overwrite`` is False."""
+    from .errors import VRNNError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for {what}")
+    if not out.parent.exists():
+        raise VRNNError(f"-o {out}: folder {out.parent} does not exist; create it or choose another -o")
+    old = owned_files(out, owns)
+    if old and not overwrite:
+        raise VRNNError(f"-o {out}: holds {what} from an earlier run ({', '.join(old[:3])}"
+                        f"{' ...' if len(old) > 3 else ''}); pass --overwrite to replace it or choose another -o")
+    return out
+
+
+@contextmanager
+def file_set(target, owns: Iterable[str] = ()):
+    """Write files into the yielded temporary folder; at the end they replace the set in ``target``.
+
+    ``owns`` are the patterns of the files the set replaces: files of ``target`` that
+    match them and that the new set does not hold are removed; every other file of
+    ``target`` stays. On an exception nothing in ``target`` changes.
+
+    >>> with file_set("report", owns=["*.png", "summary.json"]) as tmp:     # doctest: +SKIP
+    ...     (tmp / "summary.json").write_text("{}")
+    """
+    target = Path(target)
+    clean_stale(target.parent)
+    tmp = temp_path(target)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    new = sorted(p.name for p in tmp.iterdir())
+    for name in new:
+        _public(tmp / name)
+    stale = [n for n in owned_files(target, owns) if n not in new]
+    record = tmp / (COMMIT + ".tmp")
+    record.write_text(json.dumps({"target": str(target.resolve()), "files": new, "remove": stale}))
+    os.replace(record, tmp / COMMIT)                # from here on the set is moved in, even by a later run
+    _move_in(tmp)
+
+
+def _move_in(tmp: Path) -> None:
+    """Move the files of a committed temporary folder into its target, remove the stale ones, then the folder."""
+    plan = json.loads((tmp / COMMIT).read_text())
+    target = Path(plan["target"])
+    target.mkdir(parents=True, exist_ok=True)
+    for name in plan["files"]:
+        if (tmp / name).exists():
+            os.replace(tmp / name, target / name)
+    for name in plan["remove"]:
+        try:
+            (target / name).unlink()
+        except FileNotFoundError:
+            pass
+    (tmp / COMMIT).unlink()
+    tmp.rmdir()

@@ -9,20 +9,33 @@ from __future__ import annotations
 import functools
 import re
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from .errors import VRNNError
+from .errors import VRNNError, VRNNWarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    if issubclass(category, VRNNWarning):
+        click.echo(f"vrnn: warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
 
 
 def user_errors(fn):
-    """Turn a VRNNError into one line on stderr and exit code 2."""
+    """Turn a VRNNError into one line on stderr and exit code 2; a VRNNWarning into one line on stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = _show_warning
+                return fn(*args, **kwargs)
         except VRNNError as e:
             click.echo(f"vrnn: error: {e}", err=True)
             sys.exit(2)
@@ -90,9 +103,11 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 @click.option("--resume", is_flag=True, help="Continue an interrupted <out>.partial.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (recorded in the file's attrs).")
+@click.option("--allow-untrained", is_flag=True,
+              help="Accept a training run (or weights file) that has not finished an epoch: its initial weights.")
 @user_errors
 def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, pool, dtype,
-                compression, seed, metadata, resume, overwrite, skip_bad):
+                compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained):
     """Run a model over stimuli; write every layer at every step to netCDF.
 
     \b
@@ -104,8 +119,8 @@ def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size
     from .models import load_model
     from .stimuli import load_stimuli
 
-    model = load_model(model_name, weights=weights, seed=seed, device=device)
-    stim = load_stimuli(stimuli, metadata=metadata)
+    model = load_model(model_name, weights=weights, seed=seed, device=device, allow_untrained=allow_untrained)
+    stim = load_stimuli(stimuli, metadata=metadata, layers=model.layer_names)
     out = Path(out) if out else default_output(model_name, stim.name)
     tree = extract(model, stim, layers=csv_list(layers), timesteps=timesteps, batch_size=batch_size,
                    device=device, out=out, pool=pool, dtype=dtype, compression=compression,
@@ -209,8 +224,9 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
               help="Report folder (default: <ACTS stem>_report beside the file).")
 @click.option("--layer", default=None,
               help="Layer to analyse (default: the readout layer, gap); other layers get a fitted readout.")
+@click.option("--overwrite", is_flag=True, help="Replace the report of an earlier run in the folder.")
 @user_errors
-def analyze_cmd(acts, out, layer):
+def analyze_cmd(acts, out, layer, overwrite):
     """Run the CCN23 analyses on an activation file: figures, summary.json, summary.md.
 
     \b
@@ -221,7 +237,7 @@ def analyze_cmd(acts, out, layer):
     from .report import analyze
 
     out = Path(out) if out else Path(acts).with_name(Path(acts).stem + "_report")
-    s = analyze(acts, out, layer=layer, progress=True)
+    s = analyze(acts, out, layer=layer, overwrite=overwrite, progress=True)
     click.echo(f"wrote the report on layer {s.attrs['layer']} ({s.attrs['readout']} readout) to {out}/")
 
 
@@ -232,18 +248,20 @@ def analyze_cmd(acts, out, layer):
               help="Folder for the activations and the report.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use this many evenly spaced images of the 500.")
+@click.option("--overwrite", is_flag=True, help="Replace the activations and report of an earlier demo in the folder.")
 @user_errors
-def demo_cmd(weights, out, limit):
+def demo_cmd(weights, out, limit, overwrite):
     """Extract builtin:fashion-mnist with the shipped lateral model, analyse it, print the table.
 
     \b
     Example:
       vrnn demo
       vrnn demo --weights random -o demo/ --limit 100
+      vrnn demo --overwrite                     # run it again in the same folder
     """
     from .report import accuracy_line, demo, summary_markdown
 
-    s = demo(weights=weights, out=out, limit=limit, progress=True)
+    s = demo(weights=weights, out=out, limit=limit, overwrite=overwrite, progress=True)
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report: {out}/ (figures *.png, summary.json, summary.md)")
@@ -253,7 +271,7 @@ def demo_cmd(weights, out, limit):
 @main.command("compare")
 @click.argument("acts", type=click.Path())
 @click.argument("recording")
-@click.option("-o", "--out", type=click.Path(), required=True, help="Report folder (written whole at the end).")
+@click.option("-o", "--out", type=click.Path(), required=True, help="Report folder (its files are written as one set at the end; other files there stay).")
 @click.option("--layers", default=None, help="Comma-separated layers (default: every layer of ACTS).")
 @click.option("--rdm", "rdm_method", type=click.Choice(["correlation", "euclidean", "cosine"]), default="correlation",
               show_default=True, help="Dissimilarity of the model's (and a recording's) RDMs.")
@@ -269,7 +287,7 @@ def demo_cmd(weights, out, limit):
               help="Also fit cross-validated ridge encoding models (recordings with neuroids).")
 @click.option("--shared-only", is_flag=True, help="Compare on the shared stimuli when the two sets differ.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the encoding folds.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing, non-empty report folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the comparison report of an earlier run in the folder.")
 @user_errors
 def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
                 shared_only, seed, overwrite):
@@ -290,9 +308,7 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
     from .compare import run_comparison
     from .compare_report import check_out
 
-    out_path = check_out(out)
-    if out_path.exists() and any(out_path.iterdir()) and not overwrite:
-        raise VRNNError(f"-o {out}: folder exists and is not empty; pass --overwrite or choose another folder")
+    out_path = check_out(out, overwrite)
     c = run_comparison(acts, recording, layers=csv_list(layers), rdm_method=rdm_method, method=method,
                        n_bootstrap=n_bootstrap, mapping=mapping, id_map=id_map, encoding=encoding,
                        shared_only=shared_only, seed=seed, progress=True)

@@ -33,14 +33,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
-import netCDF4
 import numpy as np
 import xarray as xr
 
 from .errors import VRNNError
-from .store import open_activations, read_attrs
+from .store import open_activations
 
 RECORDING_HELP = "a netCDF recording, a BrainIO assembly, kriegeskorte92:PATH or cichy2014:PATH"
 RDM_METHODS = ("correlation", "euclidean", "cosine")
@@ -114,7 +112,7 @@ def _recording_targets(rec: xr.DataArray, rdm_method: str) -> list:
 
 def load_source(recording, rdm_method: str = "correlation") -> Source:
     """Resolve RECORDING (a path, ``kriegeskorte92:PATH``, ``cichy2014:PATH`` or a DataArray) to targets."""
-    from .neural import cichy2014_meg, kriegeskorte92, load_recording
+    from .neural import check_not_empty, cichy2014_meg, kriegeskorte92, load_recording
 
     if rdm_method not in RDM_METHODS:
         raise CompareError(f"--rdm {rdm_method}: not one of {', '.join(RDM_METHODS)}")
@@ -141,6 +139,7 @@ def load_source(recording, rdm_method: str = "correlation") -> Source:
     for d in ("stimulus", "neuroid"):
         if d not in rec.dims:
             raise CompareError(f"{spec}: a recording needs a {d!r} dim; it has {', '.join(map(str, rec.dims))}")
+    check_not_empty(rec, spec)
     return Source(spec, [str(s) for s in rec["stimulus"].values], _recording_targets(rec, rdm_method), rec)
 
 
@@ -277,34 +276,11 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
                 id_map=id_map, encoding=encoding, shared_only=shared_only, seed=seed, progress=progress)
     if isinstance(acts, xr.DataTree):
         return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
-    tree = read_activations(acts, layers)
-    return _run(tree, str(acts), recording, layers=list(tree.children), **opts)
-
-
-def read_activations(path, layers=None) -> xr.DataTree:
-    """The root and ``layers`` (default: all) of an activation file, in memory; the file is closed.
-
-    Reads one group at a time with ``xarray.open_dataset(group=...)`` inside a ``with``
-    block, so no file handle outlives the call (xarray's netCDF4 DataTrees left to the
-    garbage collector have crashed HDF5 in later opens of other files).
-    """
-    path = Path(path)
-    if not path.exists():
-        open_activations(path)                      # its StoreError names the file and a .partial
-    attrs = read_attrs(path)
-    if "vision_rnn_version" not in attrs or "layers" not in attrs:
-        raise CompareError(f"{path}: not an activation file written by vrnn extract (no vision-rnn attributes)")
-    with netCDF4.Dataset(path, "r") as nc:
-        groups = list(nc.groups)
-    chosen = list(layers) if layers else groups
-    unknown = [l for l in chosen if l not in groups]
-    if unknown:
-        raise CompareError(f"--layers {','.join(unknown)}: not in {path}; it has {', '.join(groups)}")
-    parts = {}
-    for group in [None] + chosen:
-        with xr.open_dataset(path, group=group, engine="netcdf4") as ds:
-            parts["/" + (group or "")] = ds.load()
-    return xr.DataTree.from_dict(parts)
+    tree = open_activations(acts)
+    try:
+        return _run(tree, str(acts), recording, layers=layers, **opts)
+    finally:
+        tree.close()
 
 
 def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,

@@ -1,7 +1,8 @@
 """The report folder of ``vrnn compare``: a CSV, netCDF files, figures and a JSON summary.
 
-Written into a temporary folder beside ``out`` and renamed to ``out`` at the
-end, so an interrupted run leaves no half-written report. Files:
+Written as one set (:func:`vision_rnn.atomic.file_set`): into a temporary folder
+beside ``out``, moved in at the end, so ``out`` holds the old report or the whole
+new one; other files in ``out`` stay. Files:
 
 - ``comparison.csv``: one row per (target, layer, step, recording bin): ``value``,
   ``ci_low``/``ci_high`` (bootstrap percentile interval), the noise ceiling where the
@@ -18,16 +19,14 @@ end, so an interrupted run leaves no half-written report. Files:
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from .atomic import check_set_folder, file_set
 from .errors import VRNNError
 from .report import jsonable
 
@@ -181,25 +180,22 @@ def figure_title(comparison, target: str) -> str:
     return f"{who} vs {comparison.targets[target].description}"
 
 
-def check_out(out) -> Path:
-    """Refuse an ``out`` that is a file, or a non-empty folder without ``overwrite``."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the report")
-    if not out.parent.exists():
-        raise VRNNError(f"-o {out}: folder {out.parent} does not exist")
-    return out
+REPORT_FILES = ("comparison.csv", "cross_temporal.nc", "cross_temporal_*.png", "steps_*.png", "ms_*.png",
+                "mapping.json", "encoding.nc", "encoding.csv", "encoding_*.png", "summary.json")
+
+
+def check_out(out, overwrite: bool = False) -> Path:
+    """Refuse an ``out`` that is a file, whose parent is missing, or that holds a comparison report
+    without ``overwrite`` (other files may be there: they stay)."""
+    return check_set_folder(out, REPORT_FILES, overwrite, "a comparison report")
 
 
 def write_report(comparison, out, overwrite: bool = False) -> Path:
-    """Write every file of the report into ``out`` (see the module docstring)."""
+    """Write every file of the report into ``out`` (see the module docstring), as one set."""
     from . import plotting_compare as pc
 
-    out = check_out(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise VRNNError(f"-o {out}: folder exists and is not empty; pass --overwrite or choose another folder")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    out = check_out(out, overwrite)
+    with file_set(out, owns=REPORT_FILES) as tmp:
         table(comparison).to_csv(tmp / "comparison.csv", index=False, na_rep="")
         tree = xr.DataTree.from_dict({f"/{safe_name(n)}": _netcdf_ready(ds) for n, ds in comparison.results.items()})
         tree.to_netcdf(tmp / "cross_temporal.nc", engine="netcdf4")
@@ -221,14 +217,4 @@ def write_report(comparison, out, overwrite: bool = False) -> Path:
                 pc.plot_encoding(ds, figure_title(comparison, name)).savefig(
                     tmp / f"encoding_{safe_name(name)}.png", dpi=110)
         (tmp / "summary.json").write_text(json.dumps(summary(comparison), indent=1) + "\n")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

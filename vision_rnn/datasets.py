@@ -46,6 +46,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import DataError
 from .models.registry import FASHION_MNIST_CLASSES
 from .stimuli import IMAGE_EXTENSIONS, decode_image, prepare
@@ -316,19 +317,18 @@ def write_hdf5(path, splits: dict, classes: Sequence[str]) -> Path:
     """
     import h5py
 
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    with h5py.File(tmp, "w") as f:
-        for name, (images, labels) in splits.items():
-            g = f.create_group(name)
-            g["data"] = np.asarray(images, dtype=np.uint8)
-            g["labels"] = np.asarray(labels, dtype=np.int64)
-        f["categories"] = np.array([str(c).encode() for c in classes])
-        x = np.asarray(splits["train"][0], dtype=np.float64).reshape(-1, 3)
-        f["train_img_mean_channels"] = x.mean(axis=0)
-        f["train_img_std_channels"] = x.std(axis=0)
-    os.replace(tmp, path)
-    return path
+    def write(tmp):
+        with h5py.File(tmp, "w") as f:
+            for name, (images, labels) in splits.items():
+                g = f.create_group(name)
+                g["data"] = np.asarray(images, dtype=np.uint8)
+                g["labels"] = np.asarray(labels, dtype=np.int64)
+            f["categories"] = np.array([str(c).encode() for c in classes])
+            x = np.asarray(splits["train"][0], dtype=np.float64).reshape(-1, 3)
+            f["train_img_mean_channels"] = x.mean(axis=0)
+            f["train_img_std_channels"] = x.std(axis=0)
+
+    return atomic_write(path, write)
 
 
 def _h5_split(f, path: Path, split: str) -> Split:

@@ -28,3 +28,9 @@ class DataError(VRNNError):
 
 class AnalysisError(VRNNError):
     """Analysis inputs with the wrong dimensions, mismatched stimuli or nothing left to analyse."""
+
+
+class VRNNWarning(UserWarning):
+    """Something the user should know that does not stop the work (e.g. metadata rows that match no stimulus).
+
+    The command line prints it as one line, ``vrnn: warning: ...``."""

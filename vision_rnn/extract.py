@@ -72,6 +72,8 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         raise VRNNError(f"--layers: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
     if len(set(layers)) != len(layers):
         raise VRNNError(f"--layers: a layer is named twice ({','.join(layers)})")
+    if stim.metadata is not None:
+        store.check_metadata_names(list(stim.metadata.columns), LAYERS, where=stim.metadata_source)
     if pool not in (None, "none", "mean"):
         raise VRNNError(f"pool {pool!r} is not 'mean' or None")
     pool = None if pool == "none" else pool
@@ -112,6 +114,7 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     start_batch = 0
     created_now = False
     if resume and partial.exists():
+        store.check_not_open(partial)
         bad = store.provenance_mismatch(partial, attrs)
         if bad:
             raise StoreError(f"{partial}: cannot resume, it was written with different {', '.join(bad)}; "
@@ -226,6 +229,14 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
                 bar.update(k)
         work.put(None)
         _wait(writer, result)
+    except KeyboardInterrupt:
+        # Ctrl-C: the writer finishes the batches already handed to it, so --resume loses none of them
+        work.put(None)
+        writer.join(timeout=60)
+        if writer.is_alive():
+            writer.terminate()
+            writer.join()
+        raise
     except BaseException:
         if writer.is_alive():
             writer.terminate()
@@ -284,9 +295,7 @@ def _wait(writer, result):
 def _writer(path, buf, slot_bytes, layout, work, free, result, parent_pid):
     """Writer process: take filled slots, write them, sync, free the slot."""
     try:
-        import netCDF4
-
-        with netCDF4.Dataset(path, "a") as ds:
+        with store.appending(path, check=False) as ds:
             targets = {s.name: (ds.variables[s.name] if s.group is None else ds.groups[s.group].variables["activation"])
                        for s in layout.specs}
             for v in targets.values():

@@ -153,13 +153,19 @@ def load_recording(path, average: bool = False):
     path = Path(path)
     if not path.exists():
         raise DataError(f"recording {path} does not exist")
+    from .store import is_open
+
+    if is_open(path):                  # an activation file this process reads: never open a file twice
+        raise DataError(f"{path}: is an activation file open in this process, not a recording; pass a "
+                        "recording saved by save_recording or a BrainIO assembly")
     try:
-        ds = xr.open_dataset(path, engine="netcdf4").load()
+        with xr.open_dataset(path, engine="netcdf4") as opened:
+            ds = opened.load()
     except Exception as e:
         raise DataError(f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
                         "pass a recording saved by save_recording or a BrainIO assembly") from None
     if "response" in ds.data_vars and {"stimulus", "time", "neuroid"} <= set(ds["response"].dims):
-        da = ds["response"]
+        da = check_not_empty(ds["response"], path)
         if average and "repetition" in da.dims:
             da = da.mean("repetition", skipna=True, keep_attrs=True)
         return da
@@ -168,9 +174,19 @@ def load_recording(path, average: bool = False):
         found = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in ds.data_vars) or "no variables"
         raise DataError(f"{path}: not a recording (found {found}); expected 'response' (stimulus, time, neuroid) "
                         f"or a BrainIO assembly ('data' or '__xarray_dataarray_variable__' over presentation x neuroid)")
-    da = _from_brainio(ds, var, path)
+    da = check_not_empty(_from_brainio(ds, var, path), path)
     if average and "repetition" in da.dims:
         da = da.mean("repetition", skipna=True, keep_attrs=True)
+    return da
+
+
+def check_not_empty(da, where):
+    """``da`` if it has at least one stimulus, time bin and neuroid (and repetition); else DataError naming ``where``."""
+    empty = [f"0 {d}s" if d != "stimulus" else "0 stimuli" for d in ("stimulus", "time", "neuroid", "repetition")
+             if da.sizes.get(d, 1) == 0]
+    if empty:
+        raise DataError(f"{where}: the recording has {' and '.join(empty)} ({dict(da.sizes)}); "
+                        "nothing to compare: pass a recording with responses")
     return da
 
 
@@ -183,6 +199,9 @@ def _from_brainio(ds, var: str, path: Path):
     if id_coord is None:
         raise DataError(f"{path}: BrainIO assembly without a 'stimulus_id' or 'image_id' coordinate on presentation")
     ids = np.asarray(ds[id_coord].values).astype(str)
+    if ids.size == 0 or src.sizes["neuroid"] == 0:
+        raise DataError(f"{path}: the assembly has {src.sizes['presentation']} presentations and "
+                        f"{src.sizes['neuroid']} neuroids; nothing to compare: pass an assembly with responses")
     order = pd.unique(ids)
     rep = pd.Series(ids).groupby(ids, sort=False).cumcount().to_numpy()
     n_rep = int(rep.max()) + 1

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_text, atomic_write
+from .atomic import check_set_folder, file_set
 from .errors import AnalysisError, VRNNError
 
 FIGURES = ("accuracy", "stability", "drift", "norm", "peripherality", "zones", "dendrogram")
+REPORT_FILES = tuple(f"{name}.png" for name in FIGURES) + ("summary.json", "summary.md")
 
 
 def _figures(s, m):
@@ -51,13 +52,6 @@ def jsonable(x):
 def summary_dict(s) -> dict:
     """The summary Dataset's ``to_dict()`` with NaN as None (valid JSON)."""
     return jsonable(s.to_dict())
-
-
-def _write(path: Path, data, binary=False):
-    if binary:
-        atomic_write(path, data)
-    else:
-        atomic_text(path, data)
 
 
 def _fmt(x, digits=3):
@@ -112,8 +106,12 @@ def network_table(summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def analyze(path, out, layer=None, *, progress=False, **fit_options):
+def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_options):
     """Analyse one activation file; write every figure (PNG), summary.json and summary.md to ``out``.
+
+    The report's files are written as a set (see :func:`vision_rnn.atomic.file_set`): an
+    interrupted run leaves ``out`` as it was, other files in ``out`` stay, and replacing
+    an earlier report needs ``overwrite=True``.
 
     Reads only the logits and ``layer`` (default: the readout layer), chunk by
     chunk; a layer other than the readout layer gets a fitted readout (see
@@ -128,8 +126,7 @@ def analyze(path, out, layer=None, *, progress=False, **fit_options):
     from .store import open_activations
 
     path, out = Path(path), Path(out)
-    if out.exists() and not out.is_dir():
-        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the report")
+    check_set_folder(out, REPORT_FILES, overwrite)
     with small_chunk_cache():
         tree = open_activations(path)
     try:
@@ -142,12 +139,11 @@ def analyze(path, out, layer=None, *, progress=False, **fit_options):
         tree.close()
     s = summarize(m)
     s.attrs["source"] = str(path)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):
-        fig = make()
-        _write(out / f"{name}.png", lambda p, f=fig: f.savefig(p, dpi=110, format="png"), binary=True)
-    _write(out / "summary.json", json.dumps(summary_dict(s), indent=1))
-    _write(out / "summary.md", summary_markdown(s))
+    with file_set(out, owns=REPORT_FILES) as tmp:      # the old report or the whole new one, never a mix
+        for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):
+            make().savefig(tmp / f"{name}.png", dpi=110, format="png")
+        (tmp / "summary.json").write_text(json.dumps(summary_dict(s), indent=1))
+        (tmp / "summary.md").write_text(summary_markdown(s))
     return s
 
 
@@ -156,11 +152,13 @@ def accuracy_line(s) -> str:
     return "accuracy per step (%): " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
 
 
-def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, progress=False):
+def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, overwrite=False,
+         progress=False):
     """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
 
     Writes ``lateral_fashion-mnist.nc`` (every layer at every step) and the report to
-    ``out``; ``limit`` takes that many evenly spaced images of the 500.
+    ``out``; ``limit`` takes that many evenly spaced images of the 500. An earlier demo
+    in ``out`` is replaced only with ``overwrite=True``.
     Returns the summary Dataset.
 
     >>> s = demo(weights="random", out="demo", limit=50)              # doctest: +SKIP
@@ -170,15 +168,18 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
     from .stimuli import load_stimuli
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for the demo")
+    check_set_folder(out, REPORT_FILES, overwrite)
+    acts = out / "lateral_fashion-mnist.nc"
+    for left in (acts, acts.with_name(acts.name + ".partial")):
+        if left.exists() and not overwrite:
+            raise VRNNError(f"-o {out}: holds {left.name} from an earlier demo; pass --overwrite to replace it "
+                            "or choose another -o")
     model = load_model("lateral", weights=weights)
     stim = load_stimuli("builtin:fashion-mnist")
     if limit is not None:
         if limit < 2:
             raise VRNNError(f"--limit {limit}: needs at least 2 images")
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
-    out.mkdir(parents=True, exist_ok=True)
-    acts = out / "lateral_fashion-mnist.nc"
-    extract(model, stim, out=acts, overwrite=True, progress=progress).close()
-    return analyze(acts, out, progress=progress)
+    out.mkdir(exist_ok=True)
+    extract(model, stim, out=acts, overwrite=overwrite, progress=progress).close()
+    return analyze(acts, out, overwrite=overwrite, progress=progress)

@@ -129,6 +129,8 @@ class Stimuli:
         self._loader = loader
         self.label_names = [str(n) for n in label_names] if label_names is not None else [""] * len(self.ids)
         self.metadata = metadata  # pandas.DataFrame indexed like ids, or None
+        self.metadata_source = "metadata"     # where the metadata came from (a CSV path), for messages
+        self.metadata_unmatched: list[str] = []
         self.source = source
         self.name = name
         self.files = list(files) if files is not None else None
@@ -165,48 +167,78 @@ class Stimuli:
 
         meta = self.metadata.iloc[indices] if self.metadata is not None else None
         files = [self.files[i] for i in indices] if self.files is not None else None
-        return Stimuli([self.ids[i] for i in indices], loader, [self.label_names[i] for i in indices],
-                       meta, self.source, self.name, files)
+        out = Stimuli([self.ids[i] for i in indices], loader, [self.label_names[i] for i in indices],
+                      meta, self.source, self.name, files)
+        out.metadata_source = self.metadata_source
+        return out
 
-    def with_metadata(self, csv_path) -> "Stimuli":
+    def with_metadata(self, csv_path, layers: Sequence[str] = ()) -> "Stimuli":
         """Add the columns of a CSV with a ``stimulus`` column as per-stimulus metadata.
 
-        Rows match ids exactly, else by file stem; stimuli without a row get
-        NaN (numbers) or an empty string.
+        Each row's ``stimulus`` matches a stimulus id exactly, else the file stem
+        of exactly one stimulus (no folders, no extension). A row whose stem names
+        several stimuli, or two rows naming one stimulus, are refused; rows that
+        match nothing are reported (a :class:`~vision_rnn.errors.VRNNWarning`) and
+        left out. Stimuli without a row get NaN (numbers) or an empty string.
+        Column names must fit the activation file: netCDF's naming rules and none
+        of the layout's names or ``layers`` (the model's layers; extraction checks
+        them again), see :func:`vision_rnn.store.check_metadata_names`.
         """
+        import warnings
+
         import pandas as pd
+
+        from .errors import VRNNError, VRNNWarning
+        from .store import check_metadata_names
 
         csv_path = Path(csv_path)
         if not csv_path.exists():
             raise StimuliError(f"metadata file {csv_path} does not exist")
+        if csv_path.is_dir():
+            raise StimuliError(f"metadata file {csv_path} is a folder; pass a CSV file")
         try:
-            df = pd.read_csv(csv_path, dtype={"stimulus": str})
+            df = pd.read_csv(csv_path)
+            if "stimulus" in df.columns:     # ids as written: "NA" or "001" are ids, not missing or numbers
+                df["stimulus"] = pd.read_csv(csv_path, usecols=["stimulus"], dtype=str,
+                                             keep_default_na=False)["stimulus"].to_numpy()
         except Exception as e:
-            raise StimuliError(f"{csv_path}: cannot read as CSV ({e})") from None
+            raise StimuliError(f"{csv_path}: cannot read as CSV ({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from None
         if "stimulus" not in df.columns:
             raise StimuliError(f"{csv_path}: needs a 'stimulus' column naming stimulus ids; "
                                f"it has {list(df.columns)}")
+        try:
+            check_metadata_names([c for c in df.columns if c != "stimulus"], layers, where=str(csv_path))
+        except VRNNError as e:
+            raise StimuliError(str(e)) from None
         if df["stimulus"].duplicated().any():
             dup = df["stimulus"][df["stimulus"].duplicated()].iloc[0]
             raise StimuliError(f"{csv_path}: stimulus {dup!r} appears twice")
-        reserved = {"label", "label_name", "time", "class"}
-        clash = sorted(reserved & set(df.columns))
-        if clash:
-            raise StimuliError(f"{csv_path}: columns {clash} clash with names vision-rnn uses; rename them")
-        df = df.set_index("stimulus")
-        keys = self.ids
-        if not set(keys) & set(df.index):
-            keys = [stem(i) for i in self.ids]
-            if not set(keys) & set(df.index):
-                raise StimuliError(f"{csv_path}: no 'stimulus' value matches a stimulus id "
-                                   f"(e.g. {self.ids[0]!r}) or file stem")
-        meta = df.reindex(keys)
+        rows, unmatched = match_rows(self.ids, list(df["stimulus"]), str(csv_path))
+        if not rows:
+            raise StimuliError(f"{csv_path}: no 'stimulus' value matches a stimulus id "
+                               f"(e.g. {self.ids[0]!r}) or file stem")
+        missing = len(self.ids) - len(rows)
+        if unmatched or missing:
+            parts = []
+            if unmatched:
+                shown = ", ".join(repr(u) for u in unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
+                parts.append(f"{len(unmatched)} row(s) match no stimulus and are left out ({shown})")
+            if missing:
+                parts.append(f"{missing} of {len(self.ids)} stimuli have no row (their values are empty)")
+            warnings.warn(f"{csv_path}: " + "; ".join(parts), VRNNWarning, stacklevel=2)
+        order = np.full(len(self.ids), -1)
+        for stim_index, row in rows.items():
+            order[stim_index] = row
+        values = df.drop(columns="stimulus").reset_index(drop=True)
+        meta = values.reindex(order).reset_index(drop=True)     # -1 is not a row label: a missing row
         for col in meta.columns:
             if meta[col].dtype == object or pd.api.types.is_string_dtype(meta[col].dtype):
                 meta[col] = meta[col].fillna("").astype(str)
         meta.index = self.ids
         out = self.subset(range(len(self)))
         out.metadata = meta
+        out.metadata_source = str(csv_path)
+        out.metadata_unmatched = list(unmatched)
         out.skipped = list(self.skipped)
         out._fingerprint = self._fingerprint
         return out
@@ -266,8 +298,47 @@ def stem(stimulus_id: str) -> str:
     return Path(stimulus_id).stem
 
 
+def match_rows(ids: Sequence[str], keys: Sequence[str], where: str) -> tuple[dict, list]:
+    """Match table rows to stimuli: ``({stimulus index: row index}, [unmatched keys])``.
+
+    A key matches the stimulus with that exact id, else the one stimulus with that
+    file stem. A stem shared by several stimuli, or two rows reaching one
+    stimulus, is ambiguous and refused (StimuliError naming ``where``).
+
+    >>> match_rows(["cat/a.png", "dog/b.png"], ["a", "dog/b.png", "zebra"], "t.csv")
+    ({0: 0, 1: 1}, ['zebra'])
+    """
+    exact = {s: i for i, s in enumerate(ids)}
+    by_stem: dict = {}
+    for i, s in enumerate(ids):
+        by_stem.setdefault(stem(s), []).append(i)
+    rows, unmatched, ambiguous = {}, [], []
+    for r, key in enumerate(keys):
+        if key in exact:
+            hits = [exact[key]]
+        else:
+            hits = by_stem.get(key, [])
+        if not hits:
+            unmatched.append(key)
+            continue
+        if len(hits) > 1:
+            ambiguous.append(f"{key!r} is the file stem of {len(hits)} stimuli "
+                             f"({', '.join(ids[i] for i in hits[:3])}{' ...' if len(hits) > 3 else ''})")
+            continue
+        i = hits[0]
+        if i in rows:
+            ambiguous.append(f"{keys[rows[i]]!r} and {key!r} both name stimulus {ids[i]!r}")
+            continue
+        rows[i] = r
+    if ambiguous:
+        shown = "; ".join(ambiguous[:3]) + (f"; and {len(ambiguous) - 3} more" if len(ambiguous) > 3 else "")
+        raise StimuliError(f"{where}: ambiguous 'stimulus' values: {shown}; use the full stimulus ids "
+                           "(paths relative to the stimuli folder)")
+    return rows, unmatched
+
+
 # -- sources -------------------------------------------------------------------------------
-def load_stimuli(source, metadata=None, ids=None, labels=None) -> Stimuli:
+def load_stimuli(source, metadata=None, ids=None, labels=None, layers: Sequence[str] = ()) -> Stimuli:
     """Stimuli from a folder, ``builtin:fashion-mnist``, ``file.h5:split``, or an array.
 
     - a folder: every image below it (png, jpg/jpeg, bmp, gif, tif/tiff, webp),
@@ -280,7 +351,8 @@ def load_stimuli(source, metadata=None, ids=None, labels=None) -> Stimuli:
     - a uint8 array (N, H, W, 3) (or (N, H, W) grey), with optional ``ids`` and
       ``labels`` (label names).
 
-    ``metadata`` is an optional CSV with a ``stimulus`` column.
+    ``metadata`` is an optional CSV with a ``stimulus`` column (see :meth:`Stimuli.with_metadata`;
+    ``layers`` are the names of the model's layers, which its columns may not take).
     """
     if isinstance(source, Stimuli):
         stim = source
@@ -299,7 +371,7 @@ def load_stimuli(source, metadata=None, ids=None, labels=None) -> Stimuli:
         else:
             stim = from_folder(source)
     if metadata is not None:
-        stim = stim.with_metadata(metadata)
+        stim = stim.with_metadata(metadata, layers)
     return stim
 
 

@@ -5,14 +5,26 @@ variable (coordinates, readout, attributes) in ``<out>.partial``, batches are
 then written into it (see :mod:`vision_rnn.extract`), and ``finish`` marks it
 complete and renames it. Reading goes through :func:`open_activations`
 (lazy, dask-backed) and :func:`layer`.
+
+This module is the only one that opens activation files, and it opens each
+file at most once per process. HDF5 keeps one shared object per file and
+process; with two netCDF handles on one file, closing one can leave that
+object freed under the other and the next open of the file crashes the
+interpreter (HDF5 issue 3649, netcdf4-python issue 1444). So every reader
+here (DataTrees, attributes, ``vrnn info``) borrows one reference-counted
+handle per file (identified by device and inode), and writers refuse a file
+that is open for reading in the same process.
 """
 
 from __future__ import annotations
 
+import collections
 import datetime
 import json
 import math
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +37,64 @@ COMPRESSIONS = ("zstd", "zlib", "none")
 # attrs that must agree for --resume to continue a .partial
 PROVENANCE = ("model", "model_config", "weights_sha256", "seed", "stimuli_fingerprint", "layers",
               "timesteps", "batch_size", "pool", "dtype", "compression", "n_stimuli")
+
+
+# every name of the layout (DESIGN.md section 2): dimensions, coordinates, variables; groups are the layers
+LAYOUT_NAMES = frozenset({"stimulus", "time", "class", "feature", "unit",               # dimensions
+                          "label", "label_name", "channel", "row", "col", "time_ms",    # coordinates
+                          "logits", "readout_weight", "readout_bias", "activation"})    # variables
+MAX_NAME_BYTES = 256  # NC_MAX_NAME
+
+
+def name_problem(name) -> str | None:
+    """Why ``name`` cannot be a metadata coordinate of an activation file (None if it can).
+
+    netCDF's rules for names (valid UTF-8 in Unicode NFC, starting with a letter, digit,
+    underscore or non-ASCII character, no '/' or control characters, no trailing space,
+    at most 256 bytes), and no whitespace at all: the file lists its coordinates in a
+    space-separated attribute.
+    """
+    import unicodedata
+
+    if not isinstance(name, str):
+        return f"{name!r} is not a string"
+    if name == "":
+        return "an empty name"
+    try:
+        raw = name.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"{name!r} is not valid UTF-8"
+    if len(raw) > MAX_NAME_BYTES:
+        return f"{name[:20]!r}... is longer than {MAX_NAME_BYTES} bytes"
+    if unicodedata.normalize("NFC", name) != name:
+        return f"{name!r} is not in Unicode NFC form"
+    first = name[0]
+    if first.isascii() and not (first.isalnum() or first == "_"):
+        return f"{name!r} does not start with a letter, digit or underscore"
+    if "/" in name:
+        return f"{name!r} contains '/'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"{name!r} contains a control character"
+    if any(c.isspace() for c in name):
+        return f"{name!r} contains whitespace"
+    return None
+
+
+def check_metadata_names(columns, layers=(), where: str = "metadata") -> None:
+    """Refuse, in one line, metadata columns that collide with the layout or break netCDF's naming rules."""
+    taken = LAYOUT_NAMES | set(layers)
+    problems = []
+    for col in columns:
+        if isinstance(col, str) and col in taken:
+            what = "a layer" if col in set(layers) and col not in LAYOUT_NAMES else "a name of the file's layout"
+            problems.append(f"{col!r} is {what}")
+        else:
+            why = name_problem(col)
+            if why:
+                problems.append(why)
+    if problems:
+        raise StoreError(f"{where}: {len(problems)} column name(s) cannot be stored: {'; '.join(problems)}; "
+                         f"rename them (reserved: {', '.join(sorted(taken))})")
 
 
 @dataclass
@@ -88,6 +158,10 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
     import netCDF4
 
     enc = _encoding(compression)
+    if metadata is not None:
+        check_metadata_names(list(metadata.columns), [sp.group for sp in layout.specs if sp.group],
+                             where=str(getattr(metadata, "attrs", {}).get("source", "metadata")))
+    check_not_open(path)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         n, t = layout.n_stimuli, layout.timesteps
         ds.createDimension("stimulus", n)
@@ -141,16 +215,161 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
             ds.setncattr(k, v)
 
 
-def read_attrs(path) -> dict:
-    """Root attributes of a netCDF file (StoreError if it is not one)."""
+# -- one handle per file and process ---------------------------------------------------------
+class _Handle:
+    """A netCDF4.Dataset opened read-only, shared by every reader of that file in this process."""
+
+    def __init__(self, key, path: str, ds):
+        self.key, self.path, self.ds, self.users = key, path, ds, 0
+
+
+_HANDLES: dict = {}                      # (st_dev, st_ino) -> _Handle
+_REGISTRY = threading.RLock()
+_DEFERRED: collections.deque = collections.deque()   # handles released by garbage-collected readers
+
+
+def _netcdf_lock():
+    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
+
+    return NETCDF4_PYTHON_LOCK
+
+
+def _file_key(path) -> tuple:
+    st = os.stat(path)
+    return (st.st_dev, st.st_ino)
+
+
+def _drain_deferred() -> None:
+    """Release the handles of readers the garbage collector took, at a safe point (never in a finaliser)."""
+    while _DEFERRED:
+        try:
+            h = _DEFERRED.popleft()
+        except IndexError:
+            return
+        _release(h)
+
+
+def _acquire(path, needs_lock: bool = True) -> _Handle:
+    """The shared read handle of ``path`` (opened on first use); pair with :func:`_release`."""
     import netCDF4
 
+    path = os.fspath(path)
+    with _REGISTRY:
+        _drain_deferred()
+        try:
+            key = _file_key(path)
+        except OSError as e:
+            raise StoreError(f"{path}: cannot be read ({e.strerror or e})") from None
+        h = _HANDLES.get(key)
+        if h is None:
+            lock = _netcdf_lock() if needs_lock else None
+            try:
+                if lock is not None:
+                    lock.acquire()
+                try:
+                    ds = netCDF4.Dataset(path, "r")
+                finally:
+                    if lock is not None:
+                        lock.release()
+            except OSError as e:
+                raise StoreError(f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
+                                 "pass an activation file written by vrnn extract") from None
+            h = _HANDLES[key] = _Handle(key, path, ds)
+        h.users += 1
+        return h
+
+
+def _release(h: _Handle, needs_lock: bool = True) -> None:
+    with _REGISTRY:
+        h.users -= 1
+        if h.users > 0 or _HANDLES.get(h.key) is not h:
+            return
+        del _HANDLES[h.key]
+        lock = _netcdf_lock() if needs_lock else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            if h.ds.isopen():
+                h.ds.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+@contextmanager
+def _reading(path):
+    """The shared read handle of ``path`` for the length of a ``with`` block."""
+    h = _acquire(path)
     try:
-        with netCDF4.Dataset(path, "r") as ds:
-            return {k: ds.getncattr(k) for k in ds.ncattrs()}
-    except OSError as e:
-        raise StoreError(f"{path}: not a readable netCDF file ({e}); "
-                         "pass an activation file written by vrnn extract") from None
+        yield h.ds
+    finally:
+        _release(h)
+
+
+def check_not_open(path) -> None:
+    """Writers: refuse a file this process holds open for reading (HDF5 cannot open it twice)."""
+    with _REGISTRY:
+        _drain_deferred()
+        try:
+            key = _file_key(path)
+        except OSError:
+            return
+        if key in _HANDLES:
+            raise StoreError(f"{path}: open for reading in this process (a DataTree from open_activations); "
+                             "close it (tree.close()) before writing to the file")
+
+
+def is_open(path) -> bool:
+    """Whether this process holds a read handle on ``path`` (for tests and diagnostics)."""
+    with _REGISTRY:
+        _drain_deferred()
+        try:
+            return _file_key(path) in _HANDLES
+        except OSError:
+            return False
+
+
+class _SharedFileManager:
+    """xarray's FileManager interface over the shared handle of one file.
+
+    Every DataTree from :func:`open_activations` holds one of these; ``close`` (from
+    ``tree.close()`` or any node's close) gives its reference back once, and reading
+    after a close takes a new one, as xarray's own CachingFileManager reopens files
+    (given back when the tree is collected). A manager the garbage collector takes
+    hands its reference back at the next safe point. Pickled (dask's multiprocessing), it reopens the file by path.
+    """
+
+    def __init__(self, path):
+        self._path = os.fspath(path)
+        self._handle = _acquire(self._path)
+
+    def acquire(self, needs_lock: bool = True):
+        if self._handle is None:
+            self._handle = _acquire(self._path, needs_lock)
+        return self._handle.ds
+
+    @contextmanager
+    def acquire_context(self, needs_lock: bool = True):
+        yield self.acquire(needs_lock)
+
+    def close(self, needs_lock: bool = True) -> None:
+        h, self._handle = self._handle, None
+        if h is not None:
+            _release(h, needs_lock)
+
+    def __del__(self):
+        h, self._handle = getattr(self, "_handle", None), None
+        if h is not None:
+            _DEFERRED.append(h)
+
+    def __reduce__(self):
+        return (type(self), (self._path,))
+
+
+def read_attrs(path) -> dict:
+    """Root attributes of a netCDF file (StoreError if it is not one)."""
+    with _reading(path) as ds:
+        return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
 def provenance_mismatch(path, expected: dict) -> list[str]:
@@ -159,10 +378,21 @@ def provenance_mismatch(path, expected: dict) -> list[str]:
     return [k for k in PROVENANCE if str(attrs.get(k)) != str(expected.get(k))]
 
 
-def finish(partial: Path, out: Path) -> None:
+@contextmanager
+def appending(path, check: bool = True):
+    """``path`` opened for writing (netCDF4.Dataset, mode "a"); refused while it is open for reading.
+
+    ``check=False`` is for the extraction's writer process, whose parent has checked."""
     import netCDF4
 
-    with netCDF4.Dataset(partial, "a") as ds:
+    if check:
+        check_not_open(path)
+    with netCDF4.Dataset(path, "a") as ds:
+        yield ds
+
+
+def finish(partial: Path, out: Path) -> None:
+    with appending(partial) as ds:
         ds.setncattr("complete", 1)
     os.replace(partial, out)
 
@@ -195,26 +425,85 @@ def base_attrs(model, stim, layout, *, layers, pool, dtype, compression, skipped
 
 
 # -- reading ---------------------------------------------------------------------------------
-def open_activations(path, chunks: dict | None = None):
+def _check_vrnn(path, attrs) -> None:
+    if "vision_rnn_version" not in attrs or "layers" not in attrs:
+        raise StoreError(f"{path}: not an activation file written by vrnn extract (no vision-rnn attributes)")
+
+
+def progress_of(attrs) -> tuple[int, int, int]:
+    """(batches done, batches in all, stimuli written) of an activation file's root attributes."""
+    n = int(attrs.get("n_stimuli", 0))
+    bs = max(1, int(attrs.get("batch_size", 1)))
+    total = math.ceil(n / bs)
+    if int(attrs.get("complete", 0)) == 1:
+        return total, total, n
+    done = min(int(attrs.get("batches_done", 0)), total)
+    return done, total, min(done * bs, n)
+
+
+def incomplete_message(path, attrs) -> str:
+    done, total, written = progress_of(attrs)
+    path = Path(path)
+    final = path.with_name(path.name[:-len(".partial")]) if path.name.endswith(".partial") else path
+    return (f"{path}: incomplete activation file, an interrupted extraction ({done} of {total} batches, "
+            f"{written} of {attrs.get('n_stimuli', '?')} stimuli written); finish it with "
+            f"`vrnn extract ... -o {final} --resume` (in Python, open_activations(..., allow_incomplete=True) "
+            "reads the stimuli written so far)")
+
+
+def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = False):
     """Open an activation file lazily (dask-backed) as an ``xarray.DataTree``.
+
+    An incomplete file (an interrupted extraction, ``<out>.partial``) is refused:
+    rows not yet written would read as netCDF fill values. With
+    ``allow_incomplete=True`` the tree holds only the stimuli written so far
+    (the first ``batches_done x batch_size``).
+
+    The file stays open until ``tree.close()`` (or until the tree is garbage
+    collected). Open activation files with this function rather than
+    ``xarray.open_datatree``: it shares one handle per file with every other
+    reader of the package (see the module docstring).
 
     >>> tree = vrnn.open_activations("acts.nc")          # doctest: +SKIP
     >>> vrnn.layer(tree, "it").sel(time=3)               # doctest: +SKIP
     """
     import xarray as xr
+    from xarray.backends import NetCDF4DataStore
 
     path = Path(path)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         hint = f" ({partial.name} exists: finish it with --resume)" if partial.exists() else ""
         raise StoreError(f"{path}: no such activation file{hint}")
-    attrs = read_attrs(path)
-    if "vision_rnn_version" not in attrs or "layers" not in attrs:
-        raise StoreError(f"{path}: not an activation file written by vrnn extract (no vision-rnn attributes)")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
+    manager = _SharedFileManager(path)
     try:
-        tree = xr.open_datatree(path, engine="netcdf4", chunks={} if chunks is None else chunks)
+        attrs = {k: manager.acquire().getncattr(k) for k in manager.acquire().ncattrs()}
+        _check_vrnn(path, attrs)
+        if "complete" not in attrs:
+            raise StoreError(f"{path}: has no 'complete' attribute, so whether every stimulus was written is "
+                             "unknown; pass an activation file written by vrnn extract")
+        complete = int(attrs["complete"]) == 1
+        if not complete and not allow_incomplete:
+            raise StoreError(incomplete_message(path, attrs))
+        groups = list(manager.acquire().groups)
+        lock = _netcdf_lock()
+        parts = {}
+        for group in [None, *groups]:
+            store = NetCDF4DataStore(manager, group=group, lock=lock)
+            parts["/" + (group or "")] = xr.open_dataset(store, chunks={} if chunks is None else chunks)
+        tree = xr.DataTree.from_dict(parts)
+    except StoreError:
+        manager.close()
+        raise
     except Exception as e:
-        raise StoreError(f"{path}: cannot be read as an activation file ({e})") from None
+        manager.close()
+        raise StoreError(f"{path}: cannot be read as an activation file ({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from None
+    if not complete:
+        tree = tree.isel(stimulus=slice(0, progress_of(attrs)[2]))
+    for node in tree.subtree:
+        node.set_close(manager.close)
     _eager_coords(tree)
     return tree
 
@@ -249,19 +538,17 @@ def layer(tree, name: str):
 
 def describe(path) -> str:
     """A human summary of an activation file (complete or .partial)."""
-    import netCDF4
-
     path = Path(path)
     if not path.exists():
         raise StoreError(f"{path}: no such file")
-    attrs = read_attrs(path)
-    if "vision_rnn_version" not in attrs or "layers" not in attrs:
-        raise StoreError(f"{path}: not an activation file written by vrnn extract")
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
     lines = []
-    with netCDF4.Dataset(path, "r") as ds:
+    with _reading(path) as ds:
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        _check_vrnn(path, attrs)
         n = ds.dimensions["stimulus"].size
         t = ds.dimensions["time"].size
-        total = math.ceil(n / int(attrs["batch_size"]))
         lines.append(f"file      {path}")
         lines.append(f"model     {attrs['model']}  (weights: {attrs['weights']}, seed {attrs['seed']})")
         lines.append(f"stimuli   {n} from {attrs['stimuli_source']}")
@@ -273,9 +560,10 @@ def describe(path) -> str:
             shape = tuple(int(s) for s in var.getncattr("spatial_shape")) if "spatial_shape" in var.ncattrs() else None
             what = f"{var.shape[2]} units" + (f" = {shape[0]}x{shape[1]}x{shape[2]}" if shape else "")
             lines.append(f"  {g.name:<8}{what}")
-        done = int(attrs.get("batches_done", 0))
+        done, total, written = progress_of(attrs)
         complete = int(attrs.get("complete", 0)) == 1
-        lines.append(f"complete  {'yes' if complete else 'no'} ({done}/{total} batches done)")
+        state = "yes" if complete else f"no: {written} of {n} stimuli written, resume with --resume"
+        lines.append(f"complete  {state} ({done}/{total} batches done)")
         lines.append(f"storage   {attrs['dtype']}, {attrs['compression']}, pool {attrs['pool']}")
     size = path.stat().st_size
     lines.append(f"size      {size / 2**20:.1f} MiB on disk")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import atomic_write
 from ..errors import ModelError
 from .blt import BLTConfig, BLTNet, init_weights
 from .registry import get_config, model_card, split_name, weights_path
@@ -37,9 +38,7 @@ def save_weights(model: BLTNet, path, metadata: dict | None = None) -> None:
     meta = {"config": model.config.to_json()}
     meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".partial")
-    save_file(state, str(tmp), metadata=meta)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def read_safetensors(path) -> tuple[dict, dict]:
@@ -77,8 +76,18 @@ def load_state(model: BLTNet, state: dict, source) -> BLTNet:
     return model
 
 
-def _from_weights_file(path: Path, config: BLTConfig | None, seed: int) -> BLTNet:
+def refuse_untrained(path: Path, meta: dict, allow_untrained: bool) -> None:
+    """Weights written before a training run finished its first epoch (metadata epoch 0) are refused."""
+    if meta.get("epoch") == "0" and not allow_untrained:
+        raise ModelError(f"{path}: the initial weights of a training run with no finished epoch (an interrupted "
+                         f"or just-started vrnn train); finish training (vrnn train --out {Path(path).parent} "
+                         "--resume) or, to use the untrained weights on purpose, pass allow_untrained=True "
+                         "(--allow-untrained)")
+
+
+def _from_weights_file(path: Path, config: BLTConfig | None, seed: int, allow_untrained: bool = False) -> BLTNet:
     state, meta = read_safetensors(path)
+    refuse_untrained(path, meta, allow_untrained)
     if config is None:
         if "config" not in meta:
             raise ModelError(f"{path}: this safetensors file carries no model config; "
@@ -91,7 +100,7 @@ def _from_weights_file(path: Path, config: BLTConfig | None, seed: int) -> BLTNe
 
 
 def load_model(source: str, weights: str = "pretrained", seed: int = 0, timesteps: int | None = None,
-               device=None, **options) -> BLTNet:
+               device=None, allow_untrained: bool = False, **options) -> BLTNet:
     """Load a network by registry name, training-run folder or weights file.
 
     Parameters
@@ -105,6 +114,8 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
     seed : seed of the random initialisation.
     timesteps : default number of steps to unroll (may exceed the trained number).
     device : torch device for the model.
+    allow_untrained : load the initial weights of a training run that has not finished an
+        epoch (refused by default: they would pass for a trained model).
     options : for CCN23 ``.pth`` files whose name does not carry them:
         ``interaction``, ``timesteps``, ``lt_position``; also ``classes``, ``mean``, ``std``.
 
@@ -116,7 +127,7 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
     source = os.fspath(source)
     path = Path(source)
     if path.is_dir():
-        model = _load_run_dir(path, seed)
+        model = _load_run_dir(path, seed, allow_untrained)
     elif path.suffix in CCN23_SUFFIXES:
         if not path.exists():
             raise ModelError(f"{path}: no such weights file")
@@ -126,14 +137,14 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
     elif path.suffix == ".safetensors":
         if not path.exists():
             raise ModelError(f"{path}: no such weights file")
-        model = _from_weights_file(path, None, seed)
+        model = _from_weights_file(path, None, seed, allow_untrained)
     else:
         if "/" in source and not source.split("/")[0] in ("tiny", "ccn23-64", "ccn23-128") and not path.exists():
             raise ModelError(f"{source}: no such folder or file, and not a model name; "
                              "see `vrnn models` for the names")
         split_name(source)  # raises with the list of names
         config = get_config(source, **{k: options[k] for k in ("classes", "mean", "std") if k in options})
-        model = _load_named(source, config, weights, seed)
+        model = _load_named(source, config, weights, seed, allow_untrained)
     if timesteps is not None:
         model.timesteps = int(timesteps)
     model.eval()
@@ -142,7 +153,7 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
     return model
 
 
-def _load_named(name: str, config: BLTConfig, weights, seed: int) -> BLTNet:
+def _load_named(name: str, config: BLTConfig, weights, seed: int, allow_untrained: bool = False) -> BLTNet:
     weights = os.fspath(weights) if weights is not None else "random"
     if weights == "random":
         return build(config, seed)
@@ -158,7 +169,8 @@ def _load_named(name: str, config: BLTConfig, weights, seed: int) -> BLTNet:
     if not wpath.exists():
         raise ModelError(f"weights {weights!r}: not 'pretrained', 'random' or an existing file")
     if wpath.suffix == ".safetensors":
-        state, _ = read_safetensors(wpath)
+        state, meta = read_safetensors(wpath)
+        refuse_untrained(wpath, meta, allow_untrained)
     else:
         try:
             state = torch.load(wpath, map_location="cpu", weights_only=True)
@@ -171,8 +183,8 @@ def _load_named(name: str, config: BLTConfig, weights, seed: int) -> BLTNet:
     return model
 
 
-def _load_run_dir(path: Path, seed: int) -> BLTNet:
+def _load_run_dir(path: Path, seed: int, allow_untrained: bool = False) -> BLTNet:
     wfile = path / "model.safetensors"
     if not wfile.exists():
         raise ModelError(f"{path}: folder has no model.safetensors; pass a folder written by vrnn train")
-    return _from_weights_file(wfile, None, seed)
+    return _from_weights_file(wfile, None, seed, allow_untrained)
