@@ -68,7 +68,7 @@ def test_hdf5_without_expected_groups(tmp_path):
 
 
 def test_bad_sources(tmp_path):
-    with pytest.raises(DataError, match="nope.h5: no such file or folder"):
+    with pytest.raises(DataError, match="nope.h5`: no such file or folder"):
         open_training_data(tmp_path / "nope.h5")
     (tmp_path / "text.h5").write_text("hello")
     with pytest.raises(DataError, match="not an HDF5 file"):

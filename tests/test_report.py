@@ -97,7 +97,8 @@ def test_cli_analyze_without_readout_exit_2(tmp_path):
     root = xr.Dataset({"logits": (dims + ("class",), np.ones((3, 2, 2), np.float32))},
                       coords={"stimulus": ["a", "b", "c"], "time": [0, 1], "class": ["x", "y"],
                               "label": ("stimulus", [0, 1, 0])},
-                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "gap", "complete": 1})
+                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "gap", "complete": 1,
+                             "n_stimuli": 3, "batch_size": 3, "batches_done": 1})
     gap = xr.Dataset({"activation": (dims + ("unit",), np.ones((3, 2, 4), np.float32))})
     path = tmp_path / "noreadout.nc"
     xr.DataTree.from_dict({"/": root, "/gap": gap}).to_netcdf(path)

@@ -87,7 +87,8 @@ def test_open_activations_refuses_an_incomplete_file(files):
     with pytest.raises(StoreError) as e:
         vrnn.open_activations(files["partial"])
     msg = str(e.value)
-    assert "\n" not in msg and "k.nc.partial" in msg and "3 of 6 batches" in msg and "--resume" in msg
+    assert "\n" not in msg and "k.nc.partial" in msg and "3 of 6 batches" in msg and "`resume=True`" in msg
+    assert "allow_incomplete=True" in msg and "the 24 stimuli written so far" in msg
     # renamed to look finished, it is still refused
     fake = files["folder"] / "renamed.nc"
     fake.write_bytes(files["partial"].read_bytes())
@@ -131,11 +132,24 @@ def test_resume_after_the_interrupt_equals_the_uninterrupted_file(files, model, 
             np.testing.assert_array_equal(vrnn.layer(a, name).values, vrnn.layer(b, name).values)
 
 
-def test_a_file_without_the_complete_attribute_is_refused(tmp_path):
+def test_a_file_without_the_complete_attribute_is_refused(files, tmp_path):
     path = tmp_path / "crafted.nc"
-    xr.Dataset(attrs={"vision_rnn_version": "0.1.0", "layers": "gap"}).to_netcdf(path)
+    path.write_bytes(files["full"].read_bytes())
+    with store.appending(path) as ds:
+        ds.delncattr("complete")
     with pytest.raises(StoreError, match="no 'complete' attribute"):
         vrnn.open_activations(path)
+
+
+def test_a_file_with_only_the_vision_rnn_attributes_is_refused(tmp_path):
+    path = tmp_path / "crafted.nc"
+    xr.Dataset(attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "complete": 1}).to_netcdf(path)
+    for read in (vrnn.open_activations, store.describe):
+        with pytest.raises(StoreError, match="not an activation file written by vrnn extract") as e:
+            read(path)
+        assert "no 'stimulus' dimension" in str(e.value) and "\n" not in str(e.value)
+    r = run("info", path)
+    assert r.exit_code == 2 and "not an activation file" in error_line(r)
 
 
 # -- one handle per file and process -------------------------------------------------------------

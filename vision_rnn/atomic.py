@@ -86,19 +86,32 @@ def temp_path(target) -> Path:
     return target.with_name(f".{target.name}.partial-{pid}-{process_start(pid)}-{boot_id()}-{uuid.uuid4().hex[:6]}")
 
 
-def left_by_dead_run(path) -> bool:
-    """Whether ``path`` is a temporary file or folder of :mod:`vision_rnn.atomic` whose run has ended."""
-    m = _TEMP.match(Path(path).name)
-    if m is None:
-        return False
-    boot = boot_id()
-    if m["boot"] != boot and "none" not in (m["boot"], boot):
-        return True                                 # written before the last reboot
-    pid, start = int(m["pid"]), int(m["start"])
+def this_process() -> dict:
+    """The identity a run records in what it writes: process id, start time, boot id."""
+    pid = os.getpid()
+    return {"pid": pid, "start": process_start(pid), "boot": boot_id()}
+
+
+def is_dead(record: dict) -> bool:
+    """Whether the run that wrote ``record`` (see :func:`this_process`) has ended: another boot, no
+    live process with that id, or a live one that started at another time (the id was reused)."""
+    try:
+        pid, start, boot = int(record["pid"]), int(record.get("start", 0)), str(record.get("boot", "none"))
+    except (KeyError, TypeError, ValueError):
+        return True
+    here = boot_id()
+    if boot != here and "none" not in (boot, here):
+        return True
     if not _alive(pid):
         return True
     now = process_start(pid)
-    return bool(start and now and now != start)     # the id now belongs to another process
+    return bool(start and now and now != start)
+
+
+def left_by_dead_run(path) -> bool:
+    """Whether ``path`` is a temporary file or folder of :mod:`vision_rnn.atomic` whose run has ended."""
+    m = _TEMP.match(Path(path).name)
+    return m is not None and is_dead({"pid": m["pid"], "start": m["start"], "boot": m["boot"]})
 
 
 def clean_stale(folder) -> list[Path]:
@@ -166,13 +179,13 @@ def check_set_folder(out, owns: Iterable[str], overwrite: bool, what: str = "a r
 
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise VRNNError(f"-o {out}: exists and is not a folder; choose a folder for {what}")
+        raise VRNNError(f"`out={out}`: exists and is not a folder; choose a folder for {what}")
     if not out.parent.exists():
-        raise VRNNError(f"-o {out}: folder {out.parent} does not exist; create it or choose another -o")
+        raise VRNNError(f"`out={out}`: folder {out.parent} does not exist; create it or choose another `out`")
     old = owned_files(out, owns)
     if old and not overwrite:
-        raise VRNNError(f"-o {out}: holds {what} from an earlier run ({', '.join(old[:3])}"
-                        f"{' ...' if len(old) > 3 else ''}); pass --overwrite to replace it or choose another -o")
+        raise VRNNError(f"`out={out}`: holds {what} from an earlier run ({', '.join(old[:3])}"
+                        f"{' ...' if len(old) > 3 else ''}); pass `overwrite=True` to replace it or choose another `out`")
     return out
 
 

@@ -17,9 +17,69 @@ import click
 from .errors import VRNNError, VRNNWarning
 
 
+# Library messages name Python arguments in backticks (`layers`, `overwrite=True`, `method=corr`), as
+# xarray's do; this table is the one place that turns them into the command line's flags.
+FLAGS = {
+    "out": "-o", "layers": "--layers", "layer": "--layer", "timesteps": "--timesteps",
+    "batch_size": "--batch-size", "device": "--device", "pool": "--pool", "dtype": "--dtype",
+    "compression": "--compression", "seed": "--seed", "metadata": "--metadata", "resume": "--resume",
+    "overwrite": "--overwrite", "skip_bad": "--skip-bad", "allow_untrained": "--allow-untrained",
+    "weights": "--weights", "stimuli": "--stimuli", "model_name": "--model", "limit": "--limit",
+    "rdm_method": "--rdm", "method": "--method", "n_bootstrap": "--bootstrap", "mapping": "--mapping",
+    "id_map": "--id-map", "encoding": "--encoding", "shared_only": "--shared-only", "data": "--data",
+    "epochs": "--epochs", "lr": "--lr", "augment": "--augment", "workers": "--workers",
+    "step_weights": "--step-weights", "split_seed": "--split-seed", "num_classes": "--num-classes",
+    "max_batches": "--max-batches",
+}
+_ARG = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
+
+
+def as_flags(message: str) -> str:
+    """Translate the Python arguments a library message names into command-line flags.
+
+    >>> as_flags("`layers`: g not in this model; pass `overwrite=True`, `method=corr` or `out=x.nc`")
+    '--layers: g not in this model; pass --overwrite, --method corr or -o x.nc'
+    """
+    def flag(m):
+        name, value = m.group(1), m.group(2)
+        if name not in FLAGS:
+            return m.group(0)
+        if value is None or value == "True":
+            return FLAGS[name]
+        if value == "False":
+            return f"--no-{FLAGS[name][2:]}" if name == "augment" else f"without {FLAGS[name]}"
+        return f"{FLAGS[name]} {value.strip(chr(34) + chr(39))}"
+
+    return _ARG.sub(flag, message)
+
+
+class OneLineErrors(click.Group):
+    """A click group whose usage errors are one line, like the tool's own errors."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as e:
+            click.echo(e.ctx.get_help() if e.ctx else str(e))
+            sys.exit(0)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx is not None else "vrnn"
+            click.echo(f"vrnn: error: {e.format_message().rstrip('.')}; see `{where} --help`", err=True)
+            sys.exit(e.exit_code)
+        except click.ClickException as e:
+            click.echo(f"vrnn: error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            click.echo("vrnn: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):
     if issubclass(category, VRNNWarning):
-        click.echo(f"vrnn: warning: {message}", err=True)
+        click.echo(f"vrnn: warning: {as_flags(str(message))}", err=True)
     else:
         _default_showwarning(message, category, filename, lineno, file, line)
 
@@ -37,7 +97,7 @@ def user_errors(fn):
                 warnings.showwarning = _show_warning
                 return fn(*args, **kwargs)
         except VRNNError as e:
-            click.echo(f"vrnn: error: {e}", err=True)
+            click.echo(f"vrnn: error: {as_flags(str(e))}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("vrnn: interrupted", err=True)
@@ -46,13 +106,18 @@ def user_errors(fn):
     return wrapper
 
 
-def csv_list(value):
+def csv_list(value, option: str = "--layers"):
+    """'v1,it' -> ['v1', 'it']; None stays None (the default); a value naming nothing is refused."""
     if value is None:
         return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise VRNNError(f"{option} {value!r} names nothing; give comma-separated names (e.g. v1,it) "
+                        "or leave the option out for the default")
+    return items
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="vision-rnn")
 def main():
     """vision-rnn: recurrent convolutional networks (BLT family) for vision neuroscience.
@@ -151,7 +216,7 @@ def float_list(value):
     if value is None:
         return None
     try:
-        return [float(v) for v in csv_list(value)]
+        return [float(v) for v in csv_list(value, "--step-weights")]
     except ValueError:
         raise VRNNError(f"--step-weights {value!r}: not a comma-separated list of numbers, e.g. 0,0,1,1") from None
 

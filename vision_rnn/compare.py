@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import VRNNError
-from .store import open_activations
+from .store import open_activations, reading
 
 RECORDING_HELP = "a netCDF recording, a BrainIO assembly, kriegeskorte92:PATH or cichy2014:PATH"
 RDM_METHODS = ("correlation", "euclidean", "cosine")
@@ -70,12 +70,21 @@ class Target:
 
 @dataclass
 class Source:
-    """What a RECORDING argument resolved to: its stimulus ids, targets and (if any) the recording."""
+    """What a RECORDING argument resolved to: its stimulus ids, targets and (if any) the recording.
+
+    A recording's targets (its RDMs) are made on first use, after the stimuli are matched."""
 
     spec: str
     ids: list
-    targets: list
+    given_targets: list | None = None
     recording: xr.DataArray | None = None
+    rdm_method: str = "correlation"
+
+    @property
+    def targets(self) -> list:
+        if self.given_targets is None:
+            self.given_targets = _recording_targets(self.recording, self.rdm_method)
+        return self.given_targets
 
 
 def _static(rdms: xr.DataArray, start=np.nan, end=np.nan) -> xr.DataArray:
@@ -112,10 +121,10 @@ def _recording_targets(rec: xr.DataArray, rdm_method: str) -> list:
 
 def load_source(recording, rdm_method: str = "correlation") -> Source:
     """Resolve RECORDING (a path, ``kriegeskorte92:PATH``, ``cichy2014:PATH`` or a DataArray) to targets."""
-    from .neural import check_not_empty, cichy2014_meg, kriegeskorte92, load_recording
+    from .neural import check_recording, cichy2014_meg, kriegeskorte92, load_recording
 
     if rdm_method not in RDM_METHODS:
-        raise CompareError(f"--rdm {rdm_method}: not one of {', '.join(RDM_METHODS)}")
+        raise CompareError(f"`rdm_method={rdm_method}`: not one of {', '.join(RDM_METHODS)}")
     if isinstance(recording, xr.DataArray):
         rec, spec = recording, str(recording.attrs.get("source", "recording (in memory)"))
     else:
@@ -136,11 +145,10 @@ def load_source(recording, rdm_method: str = "correlation") -> Source:
                           [Target("meg", meg, None, f"human MEG decoding RDMs, {n_subj} subjects, "
                                                     f"{MEG_BIN_MS:g} ms bins (Cichy et al. 2014)")])
         rec = load_recording(spec)
-    for d in ("stimulus", "neuroid"):
-        if d not in rec.dims:
-            raise CompareError(f"{spec}: a recording needs a {d!r} dim; it has {', '.join(map(str, rec.dims))}")
-    check_not_empty(rec, spec)
-    return Source(spec, [str(s) for s in rec["stimulus"].values], _recording_targets(rec, rdm_method), rec)
+    if isinstance(rec, xr.DataArray) and "time" not in rec.dims and {"stimulus", "neuroid"} <= set(rec.dims):
+        rec = rec.expand_dims(time=[np.nan])                # a static recording without a time dim
+    rec = check_recording(rec, spec)
+    return Source(spec, [str(s) for s in rec["stimulus"].values], None, rec, rdm_method)
 
 
 def _match(model_ids, source: Source, acts_name: str, id_map, shared_only: bool):
@@ -150,14 +158,14 @@ def _match(model_ids, source: Source, acts_name: str, id_map, shared_only: bool)
     how = f"{m.by['id']} by id, {m.by['stem']} by stem, {m.by['id_map']} by id map"
     if m.n_matched == 0:
         raise CompareError(f"{acts_name} and {source.spec} share no stimuli: 0 of {m.n_a} ids matched ({how}); "
-                           "pass --id-map CSV (columns: activation id, recording id)")
+                           "pass an `id_map` CSV (columns: activation id, recording id)")
     if m.n_matched < 3:
         raise CompareError(f"{acts_name} and {source.spec} share only {m.n_matched} stimuli ({how}); "
-                           "RDM comparisons need at least 3: check the ids or pass --id-map CSV")
+                           "RDM comparisons need at least 3: check the ids or pass an `id_map` CSV")
     if not shared_only and (m.n_matched < m.n_a or m.n_matched < m.n_b):
         raise CompareError(f"RDM sizes differ: {acts_name} has {m.n_a} stimuli and {source.spec} {m.n_b}, "
-                           f"{m.n_matched} matched ({how}); pass --shared-only to compare on the "
-                           f"{m.n_matched} shared stimuli, or --id-map CSV")
+                           f"{m.n_matched} matched ({how}); pass `shared_only=True` to compare on the "
+                           f"{m.n_matched} shared stimuli, or an `id_map` CSV")
     return m
 
 
@@ -172,7 +180,7 @@ def resolve_mapping(mapping, tree, source: Source, ids, timed: bool, n_boot: int
         mapping = TimeMapping.load(mapping)             # a bad file is an error even where it is not used
     if not timed:
         if mapping == "fit":
-            raise CompareError("--mapping fit needs a time-resolved recording (at least 3 time bins); "
+            raise CompareError("`mapping=fit` needs a time-resolved recording (at least 3 time bins); "
                                "this one is static")
         return None, None
     if isinstance(mapping, TimeMapping):
@@ -180,14 +188,14 @@ def resolve_mapping(mapping, tree, source: Source, ids, timed: bool, n_boot: int
     if mapping in (None, "default"):
         return TimeMapping(), None
     if source.recording is None:
-        raise CompareError(f"--mapping fit needs a recording with neuroids; {source.spec} holds RDMs only: "
-                           "pass --mapping default or FILE.json")
+        raise CompareError(f"`mapping=fit` needs a recording with neuroids; {source.spec} holds RDMs only: "
+                           "pass `mapping=default` or a TimeMapping JSON file")
     layers = {c.lower(): c for c in tree.children}
     regions = {layers[t.name.lower()]: t.name for t in source.targets if t.name.lower() in layers}
     if not regions:
-        raise CompareError(f"--mapping fit: no region of the recording ({', '.join(t.name for t in source.targets)}) "
+        raise CompareError(f"`mapping=fit`: no region of the recording ({', '.join(t.name for t in source.targets)}) "
                            f"names a layer of the activations ({', '.join(tree.children)}); give neuroids a "
-                           "'region' coordinate named after a layer (e.g. IT for it) or pass --mapping FILE.json")
+                           "'region' coordinate named after a layer (e.g. IT for it) or pass `mapping` a TimeMapping JSON file")
     rec = source.recording.assign_coords(stimulus=ids)
     fit = fit_time_mapping(tree, rec, regions=regions, n_boot=max(int(n_boot), 20), seed=seed)
     return fit.mapping, fit
@@ -269,16 +277,17 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
     from .analysis.rsa import COMPARE_METHODS
 
     if method not in COMPARE_METHODS:
-        raise CompareError(f"--method {method}: not one of {', '.join(COMPARE_METHODS)}")
+        raise CompareError(f"`method={method}`: not one of {', '.join(COMPARE_METHODS)}")
     if n_bootstrap < 0:
-        raise CompareError(f"--bootstrap {n_bootstrap}: must be 0 (no intervals) or more")
+        raise CompareError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or more")
     opts = dict(rdm_method=rdm_method, method=method, n_bootstrap=n_bootstrap, mapping=mapping,
                 id_map=id_map, encoding=encoding, shared_only=shared_only, seed=seed, progress=progress)
     if isinstance(acts, xr.DataTree):
         return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
     tree = open_activations(acts)
     try:
-        return _run(tree, str(acts), recording, layers=layers, **opts)
+        with reading(acts):
+            return _run(tree, str(acts), recording, layers=layers, **opts)
     finally:
         tree.close()
 
@@ -290,13 +299,17 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
     from .analysis import rsa
     from .store import layer
 
-    layers = list(layers) if layers else list(tree.children)
+    if isinstance(layers, str):
+        layers = [layers]
+    if layers is not None and not list(layers):
+        raise CompareError("`layers` names no layer; pass layer names, or None for every layer of the file")
+    layers = list(layers) if layers is not None else list(tree.children)
     unknown = [l for l in layers if l not in tree.children]
     if unknown:
-        raise CompareError(f"--layers {','.join(unknown)}: not in {acts_name}; it has {', '.join(tree.children)}")
+        raise CompareError(f"`layers={','.join(unknown)}`: not in {acts_name}; it has {', '.join(tree.children)}")
     source = load_source(recording, rdm_method)
-    if encoding and all(t.responses is None for t in source.targets):
-        raise CompareError(f"--encoding needs a recording with neuroids; {source.spec} holds RDMs only")
+    if encoding and source.recording is None:
+        raise CompareError(f"`encoding=True` needs a recording with neuroids; {source.spec} holds RDMs only")
     model_ids = [str(s) for s in tree["stimulus"].values]
     m = _match(model_ids, source, acts_name, id_map, shared_only)
     ids = [source.ids[j] for j in m.b]
@@ -316,6 +329,15 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
         sub = Target(target.name, t_rdms, target.responses, target.description)
         parts = []
         for l in layers:
+            problem = undefined_rdm(model_rdms[l], f"layer {l}", "step", "") or \
+                undefined_rdm(t_rdms, f"target {target.name!r} of {source.spec}", "time", " ms")
+            if problem:
+                hint = ("; a correlation RDM of a single neuroid is undefined: pass `rdm_method=euclidean`"
+                        if rdm_method == "correlation" and target.responses is not None
+                        and target.responses.sizes.get("neuroid", 2) < 2 else "")
+                raise CompareError(f"{problem}: its RDM has no defined dissimilarity there ({rdm_method} "
+                                   f"distance of responses that are constant or missing), so nothing can be "
+                                   f"compared{hint}")
             parts.append(_compare_target(model_rdms[l], sub, method, n_bootstrap, seed))
             bar.update()
         ds = xr.concat(parts, dim=xr.DataArray(layers, dims="layer", name="layer"))
@@ -346,10 +368,28 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
     return Comparison(results, {t.name: t for t in source.targets}, mapping_obj, fit, encoded, settings)
 
 
+def undefined_rdm(rdms: xr.DataArray, what: str, over: str, unit: str) -> str:
+    """'<what> at <over> <value>' for the first RDM in ``rdms`` whose dissimilarities are all NaN, else ''."""
+    n = rdms.sizes["stimulus"]
+    iu = np.triu_indices(n, 1)
+    lead = [d for d in rdms.dims if d not in ("stimulus", "stimulus_")]
+    a = np.asarray(rdms.transpose(*lead, "stimulus", "stimulus_").values)[..., iu[0], iu[1]]
+    bad = ~np.isfinite(a).any(axis=-1)
+    if not bad.any():
+        return ""
+    where = np.argwhere(bad)[0]
+    parts = []
+    for d, i in zip(lead, where):
+        value = rdms[d].values[i] if d in rdms.coords else i
+        parts.append(f"{d} {value:g}{unit}" if d == over and isinstance(value, (float, np.floating))
+                     else f"{d} {value}")
+    return f"{what} at {', '.join(parts) or 'every step'}"
+
+
 def source_subset(source: Source, index) -> Source:
     """The source restricted to the stimuli at ``index`` (for fitting the mapping)."""
     rec = source.recording.isel(stimulus=np.asarray(index)) if source.recording is not None else None
-    return Source(source.spec, [source.ids[j] for j in index], source.targets, rec)
+    return Source(source.spec, [source.ids[j] for j in index], source.targets, rec, source.rdm_method)
 
 
 def _encode_target(tree, layers, m, target: Target, ids, seed, bar) -> xr.Dataset:

@@ -117,7 +117,7 @@ def open_training_data(source, split_seed: int = 0) -> TrainingData:
         return load_fashion_mnist(folder, split_seed=split_seed)
     path = Path(source)
     if not path.exists():
-        raise DataError(f"--data {source}: no such file or folder; {DATA_HELP}")
+        raise DataError(f"`data={source}`: no such file or folder; {DATA_HELP}")
     if path.is_dir():
         return load_image_folder(path, split_seed=split_seed)
     return load_hdf5(path)
@@ -273,7 +273,7 @@ def load_hdf5(path) -> TrainingData:
     try:
         f = h5py.File(path, "r")
     except OSError:
-        raise DataError(f"--data {path}: not an HDF5 file; {DATA_HELP}") from None
+        raise DataError(f"`data={path}`: not an HDF5 file; {DATA_HELP}") from None
     with f:
         groups = [k for k in f if isinstance(f[k], h5py.Group)]
         for split in ("train", "val"):

@@ -58,45 +58,41 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     >>> vrnn.layer(tree, "it").sizes
     Frozen({'stimulus': 500, 'time': 8, 'unit': 128})
     """
-    import torch
-
-    from .models.blt import LAYERS
+    from .models.blt import DEFAULT_LAYERS, LAYERS
     from .stimuli import load_stimuli
 
     stim = load_stimuli(stimuli)
-    if batch_size < 1:
-        raise VRNNError(f"batch_size must be at least 1 (got {batch_size})")
-    layers = list(layers) if layers else ["v1", "v2", "v4", "it", "gap"]
-    unknown = [l for l in layers if l not in LAYERS]
+    if not _is_int(batch_size) or batch_size < 1:
+        raise VRNNError(f"`batch_size={batch_size}`: must be a whole number of at least 1")
+    if timesteps is not None and (not _is_int(timesteps) or timesteps < 1):
+        raise VRNNError(f"`timesteps={timesteps}`: must be a whole number of at least 1 (or None for the "
+                        f"model's {model.timesteps})")
+    steps = int(model.timesteps if timesteps is None else timesteps)
+    if isinstance(layers, str):
+        layers = [layers]                           # one layer by name, not its letters
+    if layers is not None:
+        layers = list(layers)
+        if not layers:
+            raise VRNNError("`layers` names no layer; pass layer names, or None for the default "
+                            f"({', '.join(DEFAULT_LAYERS)})")
+    layers = layers if layers is not None else list(DEFAULT_LAYERS)
+    unknown = [str(l) for l in layers if l not in LAYERS]
     if unknown:
-        raise VRNNError(f"--layers: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
+        raise VRNNError(f"`layers`: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
     if len(set(layers)) != len(layers):
-        raise VRNNError(f"--layers: a layer is named twice ({','.join(layers)})")
+        raise VRNNError(f"`layers`: a layer is named twice ({','.join(layers)})")
     if stim.metadata is not None:
         store.check_metadata_names(list(stim.metadata.columns), LAYERS, where=stim.metadata_source)
     if pool not in (None, "none", "mean"):
-        raise VRNNError(f"pool {pool!r} is not 'mean' or None")
+        raise VRNNError(f"`pool={pool}`: not mean or None")
     pool = None if pool == "none" else pool
     if dtype not in ("float32", "float16"):
-        raise VRNNError(f"dtype {dtype!r} is not float32 or float16")
+        raise VRNNError(f"`dtype={dtype}`: not float32 or float16")
     if compression not in store.COMPRESSIONS:
-        raise VRNNError(f"compression {compression!r} is not one of {', '.join(store.COMPRESSIONS)}")
-    steps = int(timesteps or model.timesteps)
-    if steps < 1:
-        raise VRNNError(f"timesteps must be at least 1 (got {steps})")
-
+        raise VRNNError(f"`compression={compression}`: not one of {', '.join(store.COMPRESSIONS)}")
     if dtype == "float16" and compression == "none" and out is not None:
-        raise VRNNError("--dtype float16 saves space only with compression (zstd or zlib): netCDF stores "
+        raise VRNNError("`dtype=float16` saves space only with compression (zstd or zlib): netCDF stores "
                         "float16-rounded values as float32 and compression packs them")
-    in_memory = out is None
-    if in_memory:
-        tmpdir = tempfile.mkdtemp(prefix="vrnn-")
-        out = Path(tmpdir) / "activations.nc"
-        compression = "none"
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    _check_output(out, partial, resume, overwrite)
-
     stim = stim.check(skip_bad=skip_bad)
     n = len(stim)
     specs = [store.VarSpec("logits", None, len(model.classes), "float32")]
@@ -111,6 +107,33 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     attrs = store.base_attrs(model, stim, layout, layers=layers, pool=pool, dtype=dtype,
                              compression=compression, skipped=stim.skipped)
 
+    in_memory = out is None
+    if in_memory:
+        out = Path(tempfile.mkdtemp(prefix="vrnn-")) / "activations.nc"
+        compression = attrs["compression"] = "none"
+    out = Path(out)
+    partial = out.with_name(out.name + ".partial")
+    try:
+        with store.writing(partial):
+            _check_output(out, partial, resume, overwrite)
+            _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, progress)
+        if in_memory:
+            with store.open_activations(out) as tree:
+                return tree.load()
+    finally:
+        if in_memory:
+            shutil.rmtree(out.parent, ignore_errors=True)
+    return store.open_activations(out)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, progress) -> None:
+    """Create (or continue) ``partial``, run every batch into it, then mark it complete as ``out``."""
+    import torch
+
     start_batch = 0
     created_now = False
     if resume and partial.exists():
@@ -118,7 +141,7 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         bad = store.provenance_mismatch(partial, attrs)
         if bad:
             raise StoreError(f"{partial}: cannot resume, it was written with different {', '.join(bad)}; "
-                             "rerun with the same options or delete it (or use --overwrite)")
+                             "rerun with the same options, or start again with `overwrite=True`")
         start_batch = int(store.read_attrs(partial)["batches_done"])
     else:
         _check_space(out, layout, progress)
@@ -127,7 +150,8 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         try:
             store.create(partial, layout, stimuli_ids=stim.ids, labels=stim.labels_for(model.classes),
                          label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,
-                         readout_weight=weight, readout_bias=bias, attrs=attrs, compression=compression)
+                         readout_weight=weight, readout_bias=bias, attrs=attrs,
+                         compression=attrs["compression"])
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
@@ -141,29 +165,29 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
             partial.unlink(missing_ok=True)
         raise
     store.finish(partial, out)
-    if in_memory:
-        tree = store.open_activations(out).load()
-        tree.close()
-        shutil.rmtree(out.parent, ignore_errors=True)
-        return tree
-    return store.open_activations(out)
 
 
 def _check_output(out: Path, partial: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an output that cannot be written, or that would be lost without ``overwrite``; with
+    ``overwrite``, remove what is in the way (the caller holds the partial's writing lock)."""
     if not out.parent.exists():
-        raise VRNNError(f"output folder {out.parent} does not exist; create it or choose another -o")
+        raise VRNNError(f"output folder {out.parent} does not exist; create it or choose another `out`")
     if not os.access(out.parent, os.W_OK):
-        raise VRNNError(f"output folder {out.parent} is not writable; choose another -o")
-    if out.exists():
-        if not overwrite:
-            raise VRNNError(f"{out} exists; pass --overwrite (overwrite=True) to replace it")
+        raise VRNNError(f"output folder {out.parent} is not writable; choose another `out`")
+    if resume and not partial.exists():
+        if out.exists():
+            raise VRNNError(f"{out} is complete: every batch is written, nothing to resume")
+        return                                      # nothing to resume: start from the beginning
+    if out.exists() and not overwrite:
+        if resume:
+            raise VRNNError(f"{out} is complete, and resuming {partial.name} would replace it; move one of "
+                            "them away, or pass `overwrite=True` to replace the complete file")
+        raise VRNNError(f"{out} exists; pass `overwrite=True` to replace it")
     if partial.exists() and not resume:
         if not overwrite:
-            raise VRNNError(f"{partial} exists from an interrupted run; pass --resume to continue it "
-                            "or --overwrite to start again")
+            raise VRNNError(f"{partial} exists from an interrupted run; pass `resume=True` to continue it "
+                            "or `overwrite=True` to start again")
         partial.unlink()
-    if resume and not partial.exists() and out.exists():
-        raise VRNNError(f"{out} is already complete; nothing to resume")
 
 
 def _check_space(out: Path, layout, progress: bool) -> None:
@@ -173,7 +197,7 @@ def _check_space(out: Path, layout, progress: bool) -> None:
         print(f"vrnn: writing at most {need / 2**20:.1f} MiB (uncompressed) to {out}", file=sys.stderr)
     if need > free:
         raise VRNNError(f"{out.parent}: {free / 2**20:.0f} MiB free but the file may need up to "
-                        f"{need / 2**20:.0f} MiB; free space, or store less (--pool mean, --dtype float16, --layers)")
+                        f"{need / 2**20:.0f} MiB; free space, or store less (`pool=mean`, `dtype=float16`, fewer `layers`)")
 
 
 # -- the pipeline ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ Frozen({'stimulus': 640, 'repetition': 50, 'time': 25, 'neuroid': 168})
 from __future__ import annotations
 
 import csv
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +81,13 @@ def _read_id_map(id_map) -> dict:
     if not path.exists():
         raise DataError(f"id map {path} does not exist; pass a CSV with two columns: ids of the first "
                         "source, ids of the second")
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.reader(fh) if r]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = [r for r in csv.reader(fh) if r]
+    except UnicodeDecodeError as e:
+        raise DataError(f"id map {path}: not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8 CSV") from None
+    except (OSError, csv.Error) as e:
+        raise DataError(f"id map {path}: unreadable as CSV ({e})") from None
     if not rows or len(rows[0]) < 2:
         raise DataError(f"{path}: an id map needs two columns (first source, second source) and a header row")
     return {r[0].strip(): r[1].strip() for r in rows[1:] if len(r) >= 2}
@@ -165,7 +171,7 @@ def load_recording(path, average: bool = False):
         raise DataError(f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
                         "pass a recording saved by save_recording or a BrainIO assembly") from None
     if "response" in ds.data_vars and {"stimulus", "time", "neuroid"} <= set(ds["response"].dims):
-        da = check_not_empty(ds["response"], path)
+        da = check_recording(ds["response"], path)
         if average and "repetition" in da.dims:
             da = da.mean("repetition", skipna=True, keep_attrs=True)
         return da
@@ -174,19 +180,57 @@ def load_recording(path, average: bool = False):
         found = ", ".join(f"{k}{tuple(ds[k].dims)}" for k in ds.data_vars) or "no variables"
         raise DataError(f"{path}: not a recording (found {found}); expected 'response' (stimulus, time, neuroid) "
                         f"or a BrainIO assembly ('data' or '__xarray_dataarray_variable__' over presentation x neuroid)")
-    da = check_not_empty(_from_brainio(ds, var, path), path)
+    da = check_recording(_from_brainio(ds, var, path), path)
     if average and "repetition" in da.dims:
         da = da.mean("repetition", skipna=True, keep_attrs=True)
     return da
 
 
-def check_not_empty(da, where):
-    """``da`` if it has at least one stimulus, time bin and neuroid (and repetition); else DataError naming ``where``."""
-    empty = [f"0 {d}s" if d != "stimulus" else "0 stimuli" for d in ("stimulus", "time", "neuroid", "repetition")
-             if da.sizes.get(d, 1) == 0]
+RECORDING_DIMS = ("stimulus", "repetition", "time", "neuroid")
+
+
+def check_recording(da, where):
+    """``da`` if it is a usable recording (DESIGN.md section 2), else DataError naming ``where``.
+
+    Dims are stimulus, time and neuroid (and optionally repetition), each non-empty;
+    values are numbers; stimulus ids are unique; a time-resolved recording has
+    finite, distinct bin centres and ``time_bin_start``/``time_bin_end`` on ``time``.
+    A static recording (one bin) without bin edges gets NaN edges.
+    """
+    import xarray as xr
+
+    if not isinstance(da, xr.DataArray):
+        raise DataError(f"{where}: a recording is an xarray.DataArray (stimulus, time, neuroid); "
+                        f"got {type(da).__name__}")
+    odd = [d for d in da.dims if d not in RECORDING_DIMS]
+    missing = [d for d in ("stimulus", "time", "neuroid") if d not in da.dims]
+    if odd or missing:
+        raise DataError(f"{where}: a recording has dims (stimulus, [repetition,] time, neuroid); it has "
+                        f"{tuple(map(str, da.dims))}" + (f": reduce or select {', '.join(map(str, odd))} first"
+                                                          if odd else ""))
+    empty = [f"0 {d}s" if d != "stimulus" else "0 stimuli" for d in RECORDING_DIMS if da.sizes.get(d, 1) == 0]
     if empty:
         raise DataError(f"{where}: the recording has {' and '.join(empty)} ({dict(da.sizes)}); "
                         "nothing to compare: pass a recording with responses")
+    if da.dtype.kind not in "biuf":
+        raise DataError(f"{where}: responses must be numbers; got {da.dtype} values")
+    ids = [str(s) for s in da["stimulus"].values] if "stimulus" in da.coords else None
+    if ids is not None and len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise DataError(f"{where}: stimulus {dup!r} appears twice; average repeated presentations into a "
+                        "'repetition' dim, or give each stimulus a unique id")
+    t = np.asarray(da["time"].values, dtype=np.float64) if "time" in da.coords else np.full(da.sizes["time"], np.nan)
+    has_bins = all(c in da.coords and da[c].dims == ("time",) for c in ("time_bin_start", "time_bin_end"))
+    if da.sizes["time"] > 1:
+        if not np.isfinite(t).all() or len(np.unique(t)) != len(t):
+            raise DataError(f"{where}: the time coordinate must hold distinct, finite bin centres in ms; got "
+                            f"{np.array2string(t, threshold=8)}")
+        if not has_bins:
+            raise DataError(f"{where}: a time-resolved recording needs time_bin_start and time_bin_end (ms) on "
+                            "'time'; add them, e.g. rec.assign_coords(time_bin_start=('time', starts), "
+                            "time_bin_end=('time', ends))")
+    elif not has_bins:
+        da = da.assign_coords(time_bin_start=("time", np.full(1, np.nan)), time_bin_end=("time", np.full(1, np.nan)))
     return da
 
 
@@ -195,6 +239,15 @@ def _from_brainio(ds, var: str, path: Path):
     import xarray as xr
 
     src = ds[var]
+    odd = [d for d in src.dims if d not in ("presentation", "neuroid", "time_bin")]
+    if odd:
+        raise DataError(f"{path}: a BrainIO assembly has dims presentation, neuroid and optionally time_bin; "
+                        f"{var} also has {', '.join(map(str, odd))}")
+    if src.dtype.kind not in "biuf":
+        raise DataError(f"{path}: {var} must hold numbers; got {src.dtype} values")
+    for c in ("time_bin_start", "time_bin_end"):
+        if c in ds.coords and ds[c].ndim and ds[c].dims != ("time_bin",):
+            raise DataError(f"{path}: {c} must be on the time_bin dim; it is on {ds[c].dims}")
     id_coord = "stimulus_id" if "stimulus_id" in ds.coords else "image_id" if "image_id" in ds.coords else None
     if id_coord is None:
         raise DataError(f"{path}: BrainIO assembly without a 'stimulus_id' or 'image_id' coordinate on presentation")
@@ -250,9 +303,30 @@ def _from_brainio(ds, var: str, path: Path):
     return da
 
 
+def _netcdf_attr(key, value):
+    """An attribute value netCDF can store: numbers, strings and 1-D numeric arrays as they are,
+    UTF-8 bytes as text, anything else as JSON; DataError naming the attribute otherwise."""
+    if isinstance(value, (str, int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError(f"save_recording: attribute {key!r} holds bytes that are not UTF-8 text; "
+                            "store them as a string or drop the attribute") from None
+    if isinstance(value, np.ndarray) and value.ndim <= 1 and value.dtype.kind in "iuf":
+        return value
+    try:
+        return json.dumps(value.tolist() if isinstance(value, np.ndarray) else value)
+    except (TypeError, ValueError):
+        raise DataError(f"save_recording: attribute {key!r} ({type(value).__name__}) cannot be stored in "
+                        "netCDF; make it a number, a string or a list of numbers, or drop it") from None
+
+
 def save_recording(da, path) -> Path:
     """Write a recording in our layout (netCDF, written to ``<path>.partial`` then renamed)."""
-    import json
 
     path = Path(path)
     if getattr(da, "dims", None) is None or not {"stimulus", "time", "neuroid"} <= set(da.dims):
@@ -260,6 +334,8 @@ def save_recording(da, path) -> Path:
                         f"got {getattr(da, 'dims', type(da).__name__)}")
     if not path.parent.exists():
         raise DataError(f"save_recording: folder {path.parent} does not exist")
+    if path.is_dir():
+        raise DataError(f"save_recording: {path} is a folder; pass a file name such as {path / 'recording.nc'}")
     da = da.copy()
     da.name = "response"
     for k in list(da.coords):
@@ -267,7 +343,7 @@ def save_recording(da, path) -> Path:
             da = da.assign_coords({k: da[k].astype(str)})
     attrs = {}
     for k, v in da.attrs.items():
-        attrs[k] = v if isinstance(v, (str, int, float, np.integer, np.floating)) else json.dumps(v)
+        attrs[str(k)] = _netcdf_attr(k, v)
     attrs["Conventions"] = CONVENTIONS
     da.attrs = attrs
     return atomic_write(path, lambda tmp: da.to_netcdf(tmp, engine="netcdf4"))

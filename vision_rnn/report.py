@@ -123,7 +123,7 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
 
     from .analysis._chunks import small_chunk_cache
     from .analysis.summary import readout_measures, summarize
-    from .store import open_activations
+    from .store import open_activations, reading
 
     path, out = Path(path), Path(out)
     check_set_folder(out, REPORT_FILES, overwrite)
@@ -131,8 +131,9 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
         tree = open_activations(path)
     try:
         if layer is not None and layer not in tree.children:
-            raise VRNNError(f"--layer {layer}: not in {path}; it has {', '.join(tree.children)}")
-        m = readout_measures(tree, layer, progress=progress, **fit_options)
+            raise VRNNError(f"`layer={layer}`: not in {path}; it has {', '.join(tree.children)}")
+        with reading(path):
+            m = readout_measures(tree, layer, progress=progress, **fit_options)
     except AnalysisError as e:
         raise AnalysisError(f"{path}: {e}") from None
     finally:
@@ -172,13 +173,13 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
     acts = out / "lateral_fashion-mnist.nc"
     for left in (acts, acts.with_name(acts.name + ".partial")):
         if left.exists() and not overwrite:
-            raise VRNNError(f"-o {out}: holds {left.name} from an earlier demo; pass --overwrite to replace it "
-                            "or choose another -o")
+            raise VRNNError(f"`out={out}`: holds {left.name} from an earlier demo; pass `overwrite=True` to replace it "
+                            "or choose another `out`")
     model = load_model("lateral", weights=weights)
     stim = load_stimuli("builtin:fashion-mnist")
     if limit is not None:
         if limit < 2:
-            raise VRNNError(f"--limit {limit}: needs at least 2 images")
+            raise VRNNError(f"`limit={limit}`: needs at least 2 images")
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
     out.mkdir(exist_ok=True)
     extract(model, stim, out=acts, overwrite=overwrite, progress=progress).close()

@@ -128,6 +128,11 @@ class Stimuli:
             raise StimuliError(f"{source or name}: stimulus ids are not unique")
         self._loader = loader
         self.label_names = [str(n) for n in label_names] if label_names is not None else [""] * len(self.ids)
+        if len(self.label_names) != len(self.ids):
+            raise StimuliError(f"{source or name}: {len(self.label_names)} label names for {len(self.ids)} "
+                               "stimuli; give one per stimulus")
+        if not self.ids:
+            raise StimuliError(f"{source or name}: no stimuli")
         self.metadata = metadata  # pandas.DataFrame indexed like ids, or None
         self.metadata_source = "metadata"     # where the metadata came from (a CSV path), for messages
         self.metadata_unmatched: list[str] = []
@@ -284,7 +289,7 @@ class Stimuli:
             shown = ", ".join(f"{n} ({reasons[n]})" for n in names[:5])
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
             raise StimuliError(f"{len(names)} unreadable image(s) in {self.source}: {shown}{more}; "
-                               "fix or remove them, or pass --skip-bad")
+                               "fix or remove them, or pass `skip_bad=True`")
         keep = [i for i in range(len(self)) if i not in set(bad)]
         if not keep:
             raise StimuliError(f"{self.source}: every image is unreadable")
@@ -419,7 +424,7 @@ def from_folder(root) -> Stimuli:
                 out.append(decode_image(paths[i]))
             except Exception as e:
                 raise StimuliError(f"unreadable image {paths[i]} ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}); "
-                                   "fix or remove it, or pass --skip-bad") from None
+                                   "fix or remove it, or pass `skip_bad=True`") from None
         return out
 
     return Stimuli(ids, loader, labels, source=str(root), name=root.resolve().name, files=paths)
@@ -432,9 +437,15 @@ def from_arrays(images, ids=None, label_names=None, name="array") -> Stimuli:
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise StimuliError(f"image array must be uint8 (N, H, W, 3) or (N, H, W); "
                            f"got {images.dtype} {images.shape}")
-    ids = [f"{i:05d}" for i in range(len(images))] if ids is None else list(ids)
+    if 0 in images.shape[:3]:
+        raise StimuliError(f"image array holds no images, or images of no pixels (shape {images.shape}); "
+                           "pass at least one image of at least 1x1 pixels")
+    ids = [f"{i:05d}" for i in range(len(images))] if ids is None else [str(i) for i in ids]
     if len(ids) != len(images):
-        raise StimuliError(f"{len(ids)} ids for {len(images)} images")
+        raise StimuliError(f"`ids`: {len(ids)} ids for {len(images)} images; give one id per image")
+    if label_names is not None and len(list(label_names)) != len(images):
+        raise StimuliError(f"`labels`: {len(list(label_names))} labels for {len(images)} images; give one "
+                           "label name per image (or None)")
     h = hashlib.sha256(images.tobytes()).hexdigest()
     return Stimuli(ids, lambda idx: [images[i] for i in idx], label_names,
                    source=f"array:{h[:12]}", name=name, fingerprint=h)
@@ -463,16 +474,28 @@ def from_hdf5(path, split: str) -> Stimuli:
     except OSError as e:
         raise StimuliError(f"{path}: not a readable HDF5 file ({e})") from None
     with f:
-        if split not in f or "data" not in f[split] or "labels" not in f[split]:
+        if not isinstance(f.get(split), h5py.Group) or "data" not in f[split] or "labels" not in f[split]:
             splits = [k for k in f if isinstance(f[k], h5py.Group)]
             raise StimuliError(f"{path}: no group '{split}' with 'data' and 'labels' "
                                f"(groups: {', '.join(splits) or 'none'})")
-        n, shape = f[split]["data"].shape[0], f[split]["data"].shape
-        labels = np.asarray(f[split]["labels"][()]).astype(np.int64).ravel()
-        cats = [c.decode() if isinstance(c, bytes) else str(c) for c in f["categories"][()]] \
-            if "categories" in f else None
-    if len(shape) != 4 or shape[-1] != 3:
-        raise StimuliError(f"{path}:{split}/data must be (N, H, W, 3) uint8; got shape {shape}")
+        data, raw_labels = f[split]["data"], f[split]["labels"]
+        if not isinstance(data, h5py.Dataset) or not isinstance(raw_labels, h5py.Dataset):
+            raise StimuliError(f"{path}:{split}: 'data' and 'labels' must be datasets, not groups")
+        shape, dtype = data.shape, data.dtype
+        if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
+            raise StimuliError(f"{path}:{split}/data must be (N, H, W, 3) uint8 images; got {dtype} {shape}")
+        n = shape[0]
+        if n == 0 or 0 in shape[1:3]:
+            raise StimuliError(f"{path}:{split}/data holds no images (shape {shape}); pass a split with images")
+        if raw_labels.dtype.kind not in "iu" or raw_labels.size != n:
+            raise StimuliError(f"{path}:{split}/labels must be {n} integer class indices, one per image; "
+                               f"got {raw_labels.dtype} {raw_labels.shape}")
+        labels = np.asarray(raw_labels[()]).astype(np.int64).ravel()
+        try:
+            cats = [c.decode() if isinstance(c, bytes) else str(c) for c in np.ravel(f["categories"][()])] \
+                if "categories" in f else None
+        except (UnicodeDecodeError, TypeError, ValueError) as e:
+            raise StimuliError(f"{path}: 'categories' must be class names (UTF-8 strings); {e}") from None
     names = [cats[l] if cats is not None and 0 <= l < len(cats) else str(l) for l in labels]
     ids = [f"{split}/{i:06d}" for i in range(n)]
 

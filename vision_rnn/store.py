@@ -272,7 +272,8 @@ def _acquire(path, needs_lock: bool = True) -> _Handle:
                     if lock is not None:
                         lock.release()
             except OSError as e:
-                raise StoreError(f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
+                busy = being_written(path) if path.endswith(".partial") else ""
+                raise StoreError(busy or f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
                                  "pass an activation file written by vrnn extract") from None
             h = _HANDLES[key] = _Handle(key, path, ds)
         h.users += 1
@@ -378,6 +379,56 @@ def provenance_mismatch(path, expected: dict) -> list[str]:
     return [k for k in PROVENANCE if str(attrs.get(k)) != str(expected.get(k))]
 
 
+# -- who is writing a .partial -------------------------------------------------------------------
+def lock_path(partial) -> Path:
+    return Path(partial).with_name(Path(partial).name + ".lock")
+
+
+def writer_of(partial) -> dict | None:
+    """The live process writing ``partial`` (its lock record), or None."""
+    from .atomic import is_dead
+
+    lock = lock_path(partial)
+    try:
+        record = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return None
+    if isinstance(record, dict) and not is_dead(record):
+        return record
+    lock.unlink(missing_ok=True)                 # left by a run that was killed
+    return None
+
+
+def being_written(partial) -> str:
+    w = writer_of(partial)
+    return "" if w is None else (f"{partial}: being written by process {w['pid']} (vrnn extract, since "
+                                 f"{w.get('since', '?')}); wait for it to finish, or stop it and resume")
+
+
+@contextmanager
+def writing(partial):
+    """Hold ``<partial>.lock`` for as long as this process writes ``partial``: other processes
+    then refuse to write it and say who is writing it. A lock left by a dead run is replaced."""
+    from .atomic import this_process
+
+    lock = lock_path(partial)
+    busy = being_written(partial)
+    if busy:
+        raise StoreError(busy)
+    record = {**this_process(), "since": datetime.datetime.now().isoformat(timespec="seconds")}
+    lock.unlink(missing_ok=True)
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+    except FileExistsError:
+        raise StoreError(being_written(partial) or f"{partial}: another process started writing it") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(record))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
 @contextmanager
 def appending(path, check: bool = True):
     """``path`` opened for writing (netCDF4.Dataset, mode "a"); refused while it is open for reading.
@@ -430,6 +481,34 @@ def _check_vrnn(path, attrs) -> None:
         raise StoreError(f"{path}: not an activation file written by vrnn extract (no vision-rnn attributes)")
 
 
+def _check_layout(path, ds) -> None:
+    """Refuse a netCDF file with vision-rnn attributes but not the layout of an activation file."""
+    problems = []
+    for dim in ("stimulus", "time", "class"):
+        if dim not in ds.dimensions:
+            problems.append(f"no {dim!r} dimension")
+    for name, dims in (("stimulus", ("stimulus",)), ("time", ("time",)), ("class", ("class",)),
+                       ("label", ("stimulus",)), ("logits", ("stimulus", "time", "class"))):
+        if name not in ds.variables:
+            problems.append(f"no {name!r} variable")
+        elif ds.variables[name].dimensions != dims:
+            problems.append(f"{name!r} is on {ds.variables[name].dimensions}, not {dims}")
+    for g in ds.groups.values():
+        var = g.variables.get("activation")
+        if var is None or var.dimensions != ("stimulus", "time", "unit"):
+            problems.append(f"group {g.name!r} has no activation (stimulus, time, unit)")
+    for key in ("n_stimuli", "batch_size", "batches_done"):
+        try:
+            int(ds.getncattr(key))
+        except (AttributeError, TypeError, ValueError):
+            problems.append(f"attribute {key!r} is missing or not an integer")
+    if not problems and int(ds.getncattr("n_stimuli")) != ds.dimensions["stimulus"].size:
+        problems.append("attribute 'n_stimuli' differs from the stimulus dimension")
+    if problems:
+        raise StoreError(f"{path}: not an activation file written by vrnn extract ({'; '.join(problems[:4])}"
+                         f"{'; ...' if len(problems) > 4 else ''})")
+
+
 def progress_of(attrs) -> tuple[int, int, int]:
     """(batches done, batches in all, stimuli written) of an activation file's root attributes."""
     n = int(attrs.get("n_stimuli", 0))
@@ -447,8 +526,20 @@ def incomplete_message(path, attrs) -> str:
     final = path.with_name(path.name[:-len(".partial")]) if path.name.endswith(".partial") else path
     return (f"{path}: incomplete activation file, an interrupted extraction ({done} of {total} batches, "
             f"{written} of {attrs.get('n_stimuli', '?')} stimuli written); finish it with "
-            f"`vrnn extract ... -o {final} --resume` (in Python, open_activations(..., allow_incomplete=True) "
-            "reads the stimuli written so far)")
+            f"the extraction into {final.name} with `resume=True` (in Python, `open_activations(path, "
+            f"allow_incomplete=True)` reads the {written} stimuli written so far)")
+
+
+@contextmanager
+def reading(path):
+    """Turn netCDF/HDF5 read failures inside the block (damaged chunks) into one StoreError naming ``path``."""
+    try:
+        yield
+    except (RuntimeError, OSError) as e:
+        text = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        if "NetCDF" in text or "HDF" in text or "filter" in text.lower():
+            raise StoreError(f"{path}: damaged data, the file cannot be read ({text}); extract it again") from None
+        raise
 
 
 def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = False):
@@ -473,7 +564,7 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     path = Path(path)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
-        hint = f" ({partial.name} exists: finish it with --resume)" if partial.exists() else ""
+        hint = f" ({partial.name} exists: finish it by extracting again with `resume=True`)" if partial.exists() else ""
         raise StoreError(f"{path}: no such activation file{hint}")
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
@@ -481,6 +572,7 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     try:
         attrs = {k: manager.acquire().getncattr(k) for k in manager.acquire().ncattrs()}
         _check_vrnn(path, attrs)
+        _check_layout(path, manager.acquire())
         if "complete" not in attrs:
             raise StoreError(f"{path}: has no 'complete' attribute, so whether every stimulus was written is "
                              "unknown; pass an activation file written by vrnn extract")
@@ -494,17 +586,17 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
             store = NetCDF4DataStore(manager, group=group, lock=lock)
             parts["/" + (group or "")] = xr.open_dataset(store, chunks={} if chunks is None else chunks)
         tree = xr.DataTree.from_dict(parts)
+        if not complete:
+            tree = tree.isel(stimulus=slice(0, progress_of(attrs)[2]))
+        _eager_coords(tree)
     except StoreError:
         manager.close()
         raise
     except Exception as e:
         manager.close()
         raise StoreError(f"{path}: cannot be read as an activation file ({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from None
-    if not complete:
-        tree = tree.isel(stimulus=slice(0, progress_of(attrs)[2]))
     for node in tree.subtree:
         node.set_close(manager.close)
-    _eager_coords(tree)
     return tree
 
 
@@ -540,6 +632,10 @@ def describe(path) -> str:
     """A human summary of an activation file (complete or .partial)."""
     path = Path(path)
     if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        if partial.exists():
+            raise StoreError(f"{path}: no such file, but {partial} is there: an extraction that has not "
+                             f"finished; `vrnn info {partial}` describes it")
         raise StoreError(f"{path}: no such file")
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
@@ -547,6 +643,7 @@ def describe(path) -> str:
     with _reading(path) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         _check_vrnn(path, attrs)
+        _check_layout(path, ds)
         n = ds.dimensions["stimulus"].size
         t = ds.dimensions["time"].size
         lines.append(f"file      {path}")
@@ -562,7 +659,10 @@ def describe(path) -> str:
             lines.append(f"  {g.name:<8}{what}")
         done, total, written = progress_of(attrs)
         complete = int(attrs.get("complete", 0)) == 1
-        state = "yes" if complete else f"no: {written} of {n} stimuli written, resume with --resume"
+        state = "yes" if complete else f"no: {written} of {n} stimuli written, finish it with --resume"
+        writer = writer_of(path) if path.name.endswith(".partial") else None
+        if writer is not None:
+            state = f"no: being written by process {writer['pid']} since {writer.get('since', '?')}"
         lines.append(f"complete  {state} ({done}/{total} batches done)")
         lines.append(f"storage   {attrs['dtype']}, {attrs['compression']}, pool {attrs['pool']}")
     size = path.stat().st_size

@@ -64,6 +64,7 @@ ADAPTIVE_PRESETS = ("tiny",)
 DEFAULTS = dict(batch_size=64, lr=1e-3, seed=0, augment=False, split_seed=0, timesteps=None,
                 step_weights=None, max_batches=None, epochs=10)
 RECORDED = tuple(DEFAULTS)  # options a resumed run takes from its config.json
+RECORD_KEYS = ("model", "preset", "variant", "model_config", "data", "seed", "epochs")
 
 
 @dataclass
@@ -118,11 +119,12 @@ def train(model_name=None, data=None, out="runs/run", epochs=None, batch_size=No
                  timesteps=timesteps, step_weights=step_weights, max_batches=max_batches, epochs=epochs)
     record = _check_out(out, resume)
     if resume:
+        _read_resume_state(out)              # refuse a damaged or code-carrying checkpoint before any work
         opts = _resume_options(out, record, given, model_name)
         model_name, data = record["model"], data or record["data"]["source"]
     else:
         if not model_name or not data:
-            raise VRNNError("--model and --data are required to start a run (only --resume may omit them)")
+            raise VRNNError("`model_name` and `data` are required to start a run (only `resume=True` may omit them)")
         opts = {k: (DEFAULTS[k] if v is None else v) for k, v in given.items()}
     opts["step_weights"] = [float(w) for w in opts["step_weights"]] if opts["step_weights"] else None
     created = _make_out(out) if dist.main else []
@@ -135,7 +137,7 @@ def train(model_name=None, data=None, out="runs/run", epochs=None, batch_size=No
             config = _model_config(model_name, dataset, opts["timesteps"], num_classes)
         steps = opts["timesteps"] = config.timesteps
         if opts["step_weights"] is not None and len(opts["step_weights"]) != steps:
-            raise VRNNError(f"--step-weights has {len(opts['step_weights'])} values for a model with "
+            raise VRNNError(f"`step_weights` has {len(opts['step_weights'])} values for a model with "
                             f"{steps} steps; give one per step")
         dev = _device(device, dist)
     except VRNNError:
@@ -162,7 +164,7 @@ def _run(config, dataset, out, opts, weights, dev, dist, resume, record, workers
     raw = build(config, seed)
     start, state = 0, None
     if resume:
-        state = torch.load(out / "optimizer.pt", map_location="cpu", weights_only=True)
+        state = _read_resume_state(out)
         start = int(state["epoch"])
         wfile = out / f"epoch_{start:03d}.safetensors"
         load_state(raw, read_safetensors(wfile)[0], wfile)
@@ -328,20 +330,57 @@ def _read_log(out: Path, upto: int) -> list:
 def _check_out(out: Path, resume: bool) -> dict:
     """Refuse an unusable output folder; return the recorded config.json of a run to resume."""
     if out.exists() and not out.is_dir():
-        raise VRNNError(f"--out {out} is a file; pass a folder for the run")
+        raise VRNNError(f"`out={out}` is a file; pass a folder for the run")
     previous = [f for f in RUN_FILES if (out / f).exists()] if out.is_dir() else []
     if previous and not resume:
-        raise VRNNError(f"--out {out} already holds a training run ({previous[0]}); pass --resume "
-                        "to continue it or choose another --out")
+        raise VRNNError(f"`out={out}` already holds a training run ({previous[0]}); pass `resume=True` "
+                        "to continue it or choose another `out`")
     if resume and not all((out / f).exists() for f in ("config.json", "optimizer.pt")):
-        raise VRNNError(f"--resume: {out} holds no run to continue (no config.json/optimizer.pt); "
-                        "drop --resume to start a new run there")
+        raise VRNNError(f"`resume=True`: {out} holds no run to continue (no config.json/optimizer.pt); "
+                        "start a new run there without `resume`")
     if not resume:
         return {}
+    path = out / "config.json"
     try:
-        return json.loads((out / "config.json").read_text())
+        record = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise VRNNError(f"{out / 'config.json'}: unreadable ({e}); cannot resume this run") from None
+        raise VRNNError(f"{path}: unreadable ({e}); cannot resume this run") from None
+    missing = [k for k in RECORD_KEYS if not isinstance(record, dict) or k not in record]
+    if missing or not isinstance(record.get("data"), dict) or "source" not in record["data"] \
+            or not isinstance(record.get("model_config"), dict) or not isinstance(record.get("training", {}), dict):
+        what = f"lacks {', '.join(missing)}" if missing and isinstance(record, dict) else "is not a run record"
+        raise VRNNError(f"{path}: {what} (a JSON object written by vrnn train with model, model_config, data, "
+                        "seed, epochs and training); cannot resume this run: start a new one in another `out`")
+    try:
+        BLTConfig.from_dict(record["model_config"])
+    except VRNNError as e:
+        raise VRNNError(f"{path}: model_config: {e}; cannot resume this run") from None
+    return record
+
+
+def _read_resume_state(out: Path) -> dict:
+    """The optimizer state and epoch of a run to resume, read as tensors only (never code)."""
+    path = out / "optimizer.pt"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        text = str(e)
+        if "weights only load failed" in text.lower():
+            raise VRNNError(f"{path}: refused: it holds Python objects or code, not an optimizer state of tensors; "
+                            "vision-rnn reads it with weights_only=True and ran nothing from it; this run cannot "
+                            "be resumed: start a new one in another `out`") from None
+        raise VRNNError(f"{path}: unreadable ({e.__class__.__name__}: {text.splitlines()[0][:120] if text else ''}); "
+                        "the file is damaged (truncated?): this run cannot be resumed: start a new one in "
+                        "another `out`") from None
+    epoch = state.get("epoch") if isinstance(state, dict) else None
+    if not isinstance(epoch, int) or epoch < 0 or not isinstance(state.get("optimizer"), dict):
+        raise VRNNError(f"{path}: not an optimizer checkpoint written by vrnn train (needs 'epoch' and "
+                        "'optimizer'); this run cannot be resumed: start a new one in another `out`")
+    wfile = out / f"epoch_{epoch:03d}.safetensors"
+    if not wfile.exists():
+        raise VRNNError(f"{wfile}: missing, but {path} says the run stopped after epoch {epoch}; "
+                        "this run cannot be resumed: start a new one in another `out`")
+    return state
 
 
 def _make_out(out: Path) -> list:
@@ -353,7 +392,7 @@ def _make_out(out: Path) -> list:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
-        raise VRNNError(f"--out {out} is not writable ({e.strerror or e}); choose a folder you can write to") from None
+        raise VRNNError(f"`out={out}` is not writable ({e.strerror or e}); choose a folder you can write to") from None
     return created
 
 
@@ -368,8 +407,8 @@ def _remove_empty(folders: list) -> None:
 def _resume_options(out: Path, record: dict, given: dict, model_name) -> dict:
     """The run's recorded options; an explicitly given value must match the recorded one."""
     if model_name and split_name(model_name) != (record["preset"], record["variant"]):
-        raise VRNNError(f"--model {model_name} differs from the run's {record['model']} in {out}; "
-                        "resume with the same model or choose another --out")
+        raise VRNNError(f"`model_name={model_name}` differs from the run's {record['model']} in {out}; "
+                        "resume with the same model or choose another `out`")
     recorded = {**record.get("training", {}), "seed": record.get("seed"), "epochs": record.get("epochs"),
                 "timesteps": record.get("timesteps")}
     opts = {}
@@ -378,8 +417,8 @@ def _resume_options(out: Path, record: dict, given: dict, model_name) -> dict:
         if k == "step_weights" and value is not None:
             value = [float(v) for v in value]
         if value is not None and k != "epochs" and value != then:
-            raise VRNNError(f"--{k.replace('_', '-')} {value} differs from the run's {then} in "
-                            f"{out / 'config.json'}; resume with the same options or train into another --out")
+            raise VRNNError(f"`{k}={value}` differs from the run's {then} in "
+                            f"{out / 'config.json'}; resume with the same options or train into another `out`")
         opts[k] = then if value is None else value
     return opts
 
@@ -387,8 +426,8 @@ def _resume_options(out: Path, record: dict, given: dict, model_name) -> dict:
 def _check_same_data(now: dict, then: dict, out: Path) -> None:
     keys = [k for k in ("sha256", "bytes", "train_images", "val_images") if k in then]
     if any(now.get(k) != then.get(k) for k in keys):
-        raise DataError(f"--data {now['source']} is not the data the run in {out} was trained on "
-                        f"({then['source']}, sha256 {then.get('sha256', '?')[:12]}); pass the same --data")
+        raise DataError(f"`data={now['source']}` is not the data the run in {out} was trained on "
+                        f"({then['source']}, sha256 {then.get('sha256', '?')[:12]}); pass the same `data`")
 
 
 def _model_config(model_name: str, dataset, timesteps, num_classes) -> BLTConfig:
@@ -397,8 +436,8 @@ def _model_config(model_name: str, dataset, timesteps, num_classes) -> BLTConfig
     expected = num_classes if num_classes is not None else (
         None if preset in ADAPTIVE_PRESETS else PRESETS[preset]["num_classes"])
     if expected is not None and int(expected) != k:
-        raise DataError(f"--data {dataset.source} has {k} classes but the model {model_name} has {expected}; "
-                        f"pass --num-classes {k} to train it with {k} classes, or use data with {expected} classes")
+        raise DataError(f"`data={dataset.source}` has {k} classes but the model {model_name} has {expected}; "
+                        f"pass `num_classes={k}` to train it with {k} classes, or use data with {expected} classes")
     return get_config(model_name, num_classes=k, classes=tuple(dataset.classes), mean=dataset.mean,
                       std=dataset.std, timesteps=timesteps)
 
@@ -409,7 +448,7 @@ def _device(device, dist: Dist) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise VRNNError("--device cuda: no CUDA device is available; use --device cpu")
+            raise VRNNError("`device=cuda`: no CUDA device is available; use `device=cpu`")
         dev = torch.device("cuda", dist.local_rank if dist.world > 1 else (dev.index or 0))
         torch.cuda.set_device(dev)
     return dev

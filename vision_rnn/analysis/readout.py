@@ -49,6 +49,13 @@ def predictions(logits):
     [[0, 1]]
     """
     logits = v.check_dims(logits, LOGITS, "logits", "predictions")
+    bad = logits.isnull().any("class").compute()
+    if bool(bad.any()):
+        s, t = (int(i[0]) for i in np.nonzero(bad.transpose("stimulus", "time").values))
+        who = logits["stimulus"].values[s] if "stimulus" in logits.coords else s
+        raise AnalysisError(f"`logits` hold NaN at {int(bad.sum())} (stimulus, time) pairs, e.g. stimulus {who} at "
+                            f"step {t}: no prediction can be read there; the network's output is undefined "
+                            "(check its weights and inputs)")
     out = logits.argmax("class").compute()
     out.name = "prediction"
     out.attrs = {"long_name": "predicted class index (argmax of the logits)"}

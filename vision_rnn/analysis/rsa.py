@@ -73,7 +73,7 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     if over is not None and over not in da.dims and over != "time":
         raise RSAError(f"over={over!r} is not a dim of this array ({', '.join(map(str, da.dims))})")
     if da.sizes["stimulus"] < 2:
-        raise RSAError("rdm needs at least 2 stimuli")
+        raise RSAError(f"rdm needs at least 2 stimuli; this array has {da.sizes['stimulus']}")
     if method == "crossnobis":
         from .rsa_convert import crossnobis
 

@@ -29,8 +29,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -40,6 +42,18 @@ from ..errors import ModelError
 LAYERS = ("retina", "v1", "v2", "v4", "it", "gap")
 DEFAULT_LAYERS = ("v1", "v2", "v4", "it", "gap")
 INTERACTIONS = ("additive", "multiplicative")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def _tuple_of(values, name: str, ok, what: str) -> tuple:
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise ModelError(f"{name} must be a list of {what} (got {values!r})")
+    if not all(ok(v) for v in values):
+        raise ModelError(f"{name} must be a list of {what} (got {list(values)!r})")
+    return tuple(values)
 
 
 @dataclass
@@ -74,18 +88,39 @@ class BLTConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.channels = tuple(int(c) for c in self.channels)
-        self.mean = tuple(float(m) for m in self.mean)
-        self.std = tuple(float(s) for s in self.std)
+        ints = {"input_size": 8, "in_channels": 1, "kernel_size": 1, "retina_channels": 1, "num_classes": 1,
+                "timesteps": 1}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if not _is_int(value) or value < low:
+                raise ModelError(f"{name} must be an integer of at least {low} (got {value!r})")
+        for name in ("lateral", "topdown", "v1_recurrent", "readout_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ModelError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        for name in ("name", "preset"):
+            if not isinstance(getattr(self, name), str):
+                raise ModelError(f"{name} must be a string (got {getattr(self, name)!r})")
+        if not isinstance(self.extra, dict):
+            raise ModelError(f"extra must be a mapping (got {self.extra!r})")
+        self.channels = _tuple_of(self.channels, "channels", lambda c: _is_int(c) and c >= 1, "positive integers")
+        if len(self.channels) != 4:
+            raise ModelError(f"channels must list 4 widths (v1, v2, v4, it); got {list(self.channels)}")
+        for name in ("mean", "std"):
+            values = _tuple_of(getattr(self, name), name,
+                               lambda m: isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m),
+                               "finite numbers")
+            if len(values) != self.in_channels:
+                raise ModelError(f"{name} must have one value per input channel ({self.in_channels}); got {list(values)}")
+            setattr(self, name, tuple(float(v) for v in values))
+        if any(v <= 0 for v in self.std):
+            raise ModelError(f"std must be positive (got {list(self.std)})")
         if not self.classes:
             self.classes = tuple(f"class_{i:03d}" for i in range(self.num_classes))
-        self.classes = tuple(str(c) for c in self.classes)
+        self.classes = _tuple_of(self.classes, "classes", lambda c: isinstance(c, str), "strings")
         if len(self.classes) != self.num_classes:
             raise ModelError(
                 f"config has {len(self.classes)} class names for num_classes={self.num_classes}; "
                 "give one name per class")
-        if len(self.channels) != 4:
-            raise ModelError("channels must list 4 widths (v1, v2, v4, it)")
         if self.interaction not in INTERACTIONS:
             raise ModelError(f"interaction {self.interaction!r} is not one of {', '.join(INTERACTIONS)}")
         if self.lt_position not in ("all", "last"):
@@ -113,6 +148,8 @@ class BLTConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "BLTConfig":
+        if not isinstance(d, dict):
+            raise ModelError(f"a model config is a JSON object of fields; got {type(d).__name__} {str(d)[:40]}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

@@ -76,13 +76,35 @@ def load_state(model: BLTNet, state: dict, source) -> BLTNet:
     return model
 
 
+def config_from_json(text: str, where: str) -> BLTConfig:
+    """A BLTConfig from JSON text; ModelError naming ``where`` if it is not a valid config."""
+    try:
+        d = json.loads(text)
+    except (ValueError, TypeError) as e:
+        raise ModelError(f"{where} is not JSON ({e}); the file is damaged or was not written by vision-rnn") from None
+    try:
+        return BLTConfig.from_dict(d)
+    except ModelError as e:
+        raise ModelError(f"{where}: {e}") from None
+
+
+def _seed_from(meta: dict, path) -> int:
+    try:
+        seed = json.loads(meta["seed"])
+    except (ValueError, TypeError):
+        seed = None
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ModelError(f"{path}: metadata 'seed' is {meta['seed']!r}, not an integer; the file is damaged "
+                         "or was not written by vision-rnn")
+    return seed
+
+
 def refuse_untrained(path: Path, meta: dict, allow_untrained: bool) -> None:
     """Weights written before a training run finished its first epoch (metadata epoch 0) are refused."""
     if meta.get("epoch") == "0" and not allow_untrained:
         raise ModelError(f"{path}: the initial weights of a training run with no finished epoch (an interrupted "
                          f"or just-started vrnn train); finish training (vrnn train --out {Path(path).parent} "
-                         "--resume) or, to use the untrained weights on purpose, pass allow_untrained=True "
-                         "(--allow-untrained)")
+                         "--resume) or, to use the untrained weights on purpose, pass `allow_untrained=True`")
 
 
 def _from_weights_file(path: Path, config: BLTConfig | None, seed: int, allow_untrained: bool = False) -> BLTNet:
@@ -92,9 +114,9 @@ def _from_weights_file(path: Path, config: BLTConfig | None, seed: int, allow_un
         if "config" not in meta:
             raise ModelError(f"{path}: this safetensors file carries no model config; "
                              "load it as weights of a named model: load_model(NAME, weights=PATH)")
-        config = BLTConfig.from_dict(json.loads(meta["config"]))
+        config = config_from_json(meta["config"], f"{path}: metadata 'config'")
     model = load_state(BLTNet(config), state, path)
-    model.seed = int(json.loads(meta["seed"])) if "seed" in meta else seed
+    model.seed = _seed_from(meta, path) if "seed" in meta else seed
     model.weights_source = str(path)
     return model
 
@@ -160,8 +182,8 @@ def _load_named(name: str, config: BLTConfig, weights, seed: int, allow_untraine
     if weights == "pretrained":
         wpath = weights_path(name)
         if not wpath.exists() or model_card(name) is None:
-            raise ModelError(f"no pretrained weights ship for {name!r}; use weights='random' "
-                             "(--weights random) or a weights file; `vrnn models` lists the pretrained names")
+            raise ModelError(f"no pretrained weights ship for {name!r}; use `weights=random` "
+                             "or a weights file; `vrnn models` lists the pretrained names")
         model = _from_weights_file(wpath, None, seed)
         model.weights_source = f"pretrained:{wpath.name}"
         return model
