@@ -10,7 +10,7 @@ import netCDF4
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 import xarray as xr
 from PIL import Image
@@ -159,7 +159,6 @@ _names = st.one_of(st.sampled_from(LAYOUT_COLLISIONS + BAD_NAMES + ["ok", "Gr√∂√
                    st.text(min_size=1, max_size=12))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=_names)
 def test_any_metadata_column_is_refused_or_round_trips(name, model, tmp_path_factory):
     """Property: a column name is refused with one line before anything is written, or the extracted

@@ -165,7 +165,7 @@ def test_pretrained_error_or_weights():
 
     if weights_path("topdown").exists():
         assert vrnn.load_model("topdown").weights_source.startswith("pretrained")
-    with pytest.raises(ModelError, match="weights='random'"):
+    with pytest.raises(ModelError, match="`weights=random`"):
         vrnn.load_model("ccn23-64/lateral")
 
 

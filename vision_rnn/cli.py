@@ -20,7 +20,7 @@ from .errors import VRNNError, VRNNWarning
 # Library messages name Python arguments in backticks (`layers`, `overwrite=True`, `method=corr`), as
 # xarray's do; this table is the one place that turns them into the command line's flags.
 FLAGS = {
-    "out": "-o", "layers": "--layers", "layer": "--layer", "timesteps": "--timesteps",
+    "out": "--out", "layers": "--layers", "layer": "--layer", "timesteps": "--timesteps",
     "batch_size": "--batch-size", "device": "--device", "pool": "--pool", "dtype": "--dtype",
     "compression": "--compression", "seed": "--seed", "metadata": "--metadata", "resume": "--resume",
     "overwrite": "--overwrite", "skip_bad": "--skip-bad", "allow_untrained": "--allow-untrained",
@@ -38,7 +38,7 @@ def as_flags(message: str) -> str:
     """Translate the Python arguments a library message names into command-line flags.
 
     >>> as_flags("`layers`: g not in this model; pass `overwrite=True`, `method=corr` or `out=x.nc`")
-    '--layers: g not in this model; pass --overwrite, --method corr or -o x.nc'
+    '--layers: g not in this model; pass --overwrite, --method corr or --out x.nc'
     """
     def flag(m):
         name, value = m.group(1), m.group(2)
@@ -87,6 +87,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
 _default_showwarning = warnings.showwarning
 
 
+def _end_progress_bars() -> None:
+    """Close progress bars an error interrupted, so the error starts a line of its own."""
+    tqdm = sys.modules.get("tqdm.std")
+    if tqdm is not None:
+        for bar in list(getattr(tqdm.tqdm, "_instances", ())):
+            bar.close()
+
+
 def user_errors(fn):
     """Turn a VRNNError into one line on stderr and exit code 2; a VRNNWarning into one line on stderr."""
 
@@ -97,6 +105,7 @@ def user_errors(fn):
                 warnings.showwarning = _show_warning
                 return fn(*args, **kwargs)
         except VRNNError as e:
+            _end_progress_bars()
             click.echo(f"vrnn: error: {as_flags(str(e))}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:

@@ -142,7 +142,7 @@ def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs
         if bad:
             raise StoreError(f"{partial}: cannot resume, it was written with different {', '.join(bad)}; "
                              "rerun with the same options, or start again with `overwrite=True`")
-        start_batch = int(store.read_attrs(partial)["batches_done"])
+        start_batch = store.resume_point(partial)
     else:
         _check_space(out, layout, progress)
         weight = model.readout.weight.detach().cpu().numpy()
@@ -227,6 +227,7 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
     writer = ctx.Process(target=_writer, args=(str(partial), buf, slot_bytes, layout, work, free, result,
                                                os.getpid()), daemon=True)
     writer.start()
+    store.note_writer(partial, writer.pid)
     bar = tqdm(total=n, initial=start_batch * bs, unit="img", disable=not progress, desc="extract")
     # leave a core to the writer: compute threads preempted by it stall each other at every barrier
     threads = torch.get_num_threads()

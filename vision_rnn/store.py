@@ -373,6 +373,15 @@ def read_attrs(path) -> dict:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
+def resume_point(partial) -> int:
+    """The batches an interrupted extraction wrote (its layout checked first)."""
+    with _reading(partial) as ds:
+        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+        _check_vrnn(partial, attrs)
+        _check_layout(partial, ds)
+        return progress_of(attrs)[0]
+
+
 def provenance_mismatch(path, expected: dict) -> list[str]:
     """The provenance fields of ``path`` that differ from ``expected``."""
     attrs = read_attrs(path)
@@ -393,7 +402,10 @@ def writer_of(partial) -> dict | None:
         record = json.loads(lock.read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(record, dict) and not is_dead(record):
+    if isinstance(record, dict) and (not is_dead(record) or
+                                     (isinstance(record.get("writer"), dict) and not is_dead(record["writer"]))):
+        if is_dead(record):                      # the extraction was killed; its writer process still finishes
+            record = {**record, "pid": record["writer"]["pid"]}
         return record
     lock.unlink(missing_ok=True)                 # left by a run that was killed
     return None
@@ -427,6 +439,21 @@ def writing(partial):
         yield
     finally:
         lock.unlink(missing_ok=True)
+
+
+def note_writer(partial, pid: int) -> None:
+    """Record in ``partial``'s lock the process that writes its batches (it may outlive the extraction)."""
+    from .atomic import process_start
+
+    lock = lock_path(partial)
+    try:
+        record = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return
+    record["writer"] = {"pid": int(pid), "start": process_start(pid), "boot": record.get("boot", "none")}
+    tmp = lock.with_name(lock.name + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, lock)
 
 
 @contextmanager
@@ -497,16 +524,26 @@ def _check_layout(path, ds) -> None:
         var = g.variables.get("activation")
         if var is None or var.dimensions != ("stimulus", "time", "unit"):
             problems.append(f"group {g.name!r} has no activation (stimulus, time, unit)")
-    for key in ("n_stimuli", "batch_size", "batches_done"):
-        try:
-            int(ds.getncattr(key))
-        except (AttributeError, TypeError, ValueError):
-            problems.append(f"attribute {key!r} is missing or not an integer")
-    if not problems and int(ds.getncattr("n_stimuli")) != ds.dimensions["stimulus"].size:
+    counts = {k: _whole(ds.getncattr(k)) if k in ds.ncattrs() else None
+              for k in ("n_stimuli", "batch_size", "batches_done", "complete")}
+    for key, low in (("n_stimuli", 1), ("batch_size", 1), ("batches_done", 0)):
+        if counts[key] is None or counts[key] < low:
+            problems.append(f"attribute {key!r} is missing or not a whole number of at least {low}")
+    if "complete" in ds.ncattrs() and counts["complete"] not in (0, 1):
+        problems.append("attribute 'complete' is not 0 or 1")
+    if not problems and "stimulus" in ds.dimensions and counts["n_stimuli"] != ds.dimensions["stimulus"].size:
         problems.append("attribute 'n_stimuli' differs from the stimulus dimension")
     if problems:
         raise StoreError(f"{path}: not an activation file written by vrnn extract ({'; '.join(problems[:4])}"
                          f"{'; ...' if len(problems) > 4 else ''})")
+
+
+def _whole(value) -> int | None:
+    """An attribute's value as an int if it is one whole number (netCDF keeps scalars as 1-element arrays)."""
+    a = np.asarray(value)
+    if a.size != 1 or a.dtype.kind not in "iu":
+        return None
+    return int(a.reshape(()))
 
 
 def progress_of(attrs) -> tuple[int, int, int]:
@@ -576,7 +613,7 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
         if "complete" not in attrs:
             raise StoreError(f"{path}: has no 'complete' attribute, so whether every stimulus was written is "
                              "unknown; pass an activation file written by vrnn extract")
-        complete = int(attrs["complete"]) == 1
+        complete = _whole(attrs["complete"]) == 1
         if not complete and not allow_incomplete:
             raise StoreError(incomplete_message(path, attrs))
         groups = list(manager.acquire().groups)
@@ -647,8 +684,10 @@ def describe(path) -> str:
         n = ds.dimensions["stimulus"].size
         t = ds.dimensions["time"].size
         lines.append(f"file      {path}")
-        lines.append(f"model     {attrs['model']}  (weights: {attrs['weights']}, seed {attrs['seed']})")
-        lines.append(f"stimuli   {n} from {attrs['stimuli_source']}")
+        a = {k: attrs.get(k, "?") for k in ("model", "weights", "seed", "stimuli_source", "dtype", "compression",
+                                               "pool")}
+        lines.append(f"model     {a['model']}  (weights: {a['weights']}, seed {a['seed']})")
+        lines.append(f"stimuli   {n} from {a['stimuli_source']}")
         lines.append(f"steps     {t}")
         lines.append(f"classes   {ds.dimensions['class'].size}")
         lines.append("layers")
@@ -658,13 +697,13 @@ def describe(path) -> str:
             what = f"{var.shape[2]} units" + (f" = {shape[0]}x{shape[1]}x{shape[2]}" if shape else "")
             lines.append(f"  {g.name:<8}{what}")
         done, total, written = progress_of(attrs)
-        complete = int(attrs.get("complete", 0)) == 1
+        complete = _whole(attrs.get("complete", 0)) == 1
         state = "yes" if complete else f"no: {written} of {n} stimuli written, finish it with --resume"
         writer = writer_of(path) if path.name.endswith(".partial") else None
         if writer is not None:
             state = f"no: being written by process {writer['pid']} since {writer.get('since', '?')}"
         lines.append(f"complete  {state} ({done}/{total} batches done)")
-        lines.append(f"storage   {attrs['dtype']}, {attrs['compression']}, pool {attrs['pool']}")
+        lines.append(f"storage   {a['dtype']}, {a['compression']}, pool {a['pool']}")
     size = path.stat().st_size
     lines.append(f"size      {size / 2**20:.1f} MiB on disk")
     return "\n".join(lines)

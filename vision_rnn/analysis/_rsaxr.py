@@ -80,6 +80,10 @@ def condensed_pairs(a, b, id_map):
         finite &= np.isfinite(vb.values).reshape(-1, vb.sizes["pair"]).all(axis=0)
     if not finite.any():
         raise AnalysisError("every dissimilarity is NaN in some RDM: nothing left to compare")
+    if finite.sum() < 3:
+        raise AnalysisError(f"only {int(finite.sum())} of {finite.size} dissimilarities are defined (not NaN) in "
+                            "every RDM; comparing RDMs needs at least 3: drop the stimuli or bins with missing "
+                            "responses")
     if not finite.all():
         va = va.isel(pair=finite)
         vb = vb.isel(pair=finite) if vb is not None else None
