@@ -203,6 +203,7 @@ def _run_cli(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "vision_rnn", *args], cwd=cwd, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     args = ["extract", "--model", "lateral", "--weights", "random", "--stimuli", "builtin:fashion-mnist",
             "--batch-size", "8", "--layers", "v1,it,gap"]

@@ -1,7 +1,9 @@
 """The comparison notebooks (comparisons/*.py, jupytext percent format) run end to end on the real data.
 
-Each is executed as the plain Python script it is, with every one of the 92
-images and 100 bootstrap samples; figures go to a temporary folder.
+Each is converted to a Jupyter notebook and executed cell by cell in a kernel
+(scripts/render_notebooks.py: jupytext, then nbconvert), with every one of the
+92 images and 100 bootstrap samples; the executed notebook keeps its outputs,
+and the figures go to a temporary folder.
 """
 
 import os
@@ -28,18 +30,32 @@ NOTEBOOKS = {
 
 
 def execute(name, figures):
+    """Render ``name`` as an executed .ipynb into ``figures``; return (process, the notebook's printed text)."""
+    import nbformat
+
     env = dict(os.environ, VRNN_DATA=str(DATA), VRNN_FIGURES=str(figures), VRNN_BOOTSTRAP="100", MPLBACKEND="Agg")
     env.pop("VRNN_CCN23_CHECKPOINT", None)
-    return subprocess.run([sys.executable, str(ROOT / "comparisons" / name)], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "render_notebooks.py"), "--out", str(figures),
+                           name.removesuffix(".py")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    text = ""
+    path = figures / name.replace(".py", ".ipynb")
+    if done.returncode == 0:
+        nb = nbformat.read(path, as_version=4)
+        assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code"), "a cell did not run"
+        text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                       if o.get("output_type") == "stream")
+        images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if "image/png" in o.get("data", {})]
+        assert images, f"{name}: the executed notebook shows no figure"
+    return done, text
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_notebook_runs_and_writes_its_figures(name, tmp_path):
     before = set(p.name for p in ROOT.iterdir())
-    done = execute(name, tmp_path)
+    done, stdout = execute(name, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "bootstrap samples: 100" in done.stdout
+    assert "bootstrap samples: 100" in stdout
     for fig in NOTEBOOKS[name]:
         path = tmp_path / fig
         assert path.exists(), f"{name} did not write {fig}"
@@ -48,16 +64,16 @@ def test_notebook_runs_and_writes_its_figures(name, tmp_path):
                 assert im.width >= 600 and im.height >= 300
     assert set(p.name for p in ROOT.iterdir()) == before                  # nothing written into the repo
     if name == "kriegeskorte92.py":
-        assert "human IT noise ceiling: lower 0.372, upper 0.666" in done.stdout
-        assert "VRNN_CCN23_CHECKPOINT is not set" in done.stdout
+        assert "human IT noise ceiling: lower 0.372, upper 0.666" in stdout
+        assert "VRNN_CCN23_CHECKPOINT is not set" in stdout
     if name == "time_axis.py":
         # the network that made the recording recovers the planted onsets (50, 95 ms) and step (12 ms)
-        text = done.stdout.split("lateral (the source network):")[1]
+        text = stdout.split("lateral (the source network):")[1]
         step = text.split("step ")[1].split(" ms [")
         lo, hi = (float(v) for v in step[1].split("]")[0].split(","))
         assert lo <= 12.0 <= hi
     if name == "brainio.py":
-        assert "round trip: identical values" in done.stdout
+        assert "round trip: identical values" in stdout
 
 
 def test_docs_figure_is_small():

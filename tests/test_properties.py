@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from hypothesis import assume, event, given
@@ -190,6 +191,41 @@ def test_metadata_tables(table):
 
 
 MODEL_LAYERS = ("retina", "v1", "v2", "v4", "it", "gap")
+
+COLUMN_TYPES = {
+    "bool": lambda r, n: r.random(n) < 0.5, "int8": lambda r, n: r.integers(-5, 5, n).astype(np.int8),
+    "uint64": lambda r, n: r.integers(0, 2**40, n).astype(np.uint64), "float16": lambda r, n: r.normal(size=n).astype(np.float16),
+    "float64": lambda r, n: r.normal(size=n), "nan": lambda r, n: np.where(r.random(n) < 0.5, np.nan, 1.0),
+    "text": lambda r, n: np.array([f"é{i}" for i in r.integers(0, 9, n)]),
+    "nullable": lambda r, n: pd.array([1, None] * (n // 2) + [3] * (n % 2), dtype="Int64"),
+    "datetime": lambda r, n: pd.date_range("2020-01-01", periods=n).to_numpy(),
+    "mixed": lambda r, n: np.array([1, "a", 2.5, None] * n, dtype=object)[:n],
+}
+
+
+@given(kinds=st.lists(st.sampled_from(sorted(COLUMN_TYPES)), min_size=1, max_size=3, unique=True))
+def test_metadata_value_types_through_extraction(model, kinds):
+    """Any column a DataFrame holds is stored, and read back equal (or as its text), or refused in one line."""
+    stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(3))
+    rng = np.random.default_rng(len(kinds))
+    stim.metadata = pd.DataFrame({k: COLUMN_TYPES[k](rng, 3) for k in kinds}, index=stim.ids)
+    with tempfile.TemporaryDirectory() as d:
+        try:
+            tree = vrnn.extract(model, stim, layers=["gap"], out=Path(d) / "o.nc")
+        except Exception as e:
+            one_line(e)
+            assert os.listdir(d) == []
+            return
+        event("stored")
+        with tree:
+            gap = vrnn.layer(tree, "gap")
+            for k in kinds:
+                want, got = stim.metadata[k].to_numpy(), gap[k].values
+                if want.dtype.kind in "biuf":
+                    np.testing.assert_array_equal(got.astype(want.dtype), want)
+                    assert got.dtype.kind == want.dtype.kind
+                else:
+                    assert [str(v) for v in got] == [str(v) for v in want]
 
 
 # -- recordings -------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ import xarray as xr
 from .atomic import atomic_write
 from .errors import DataError
 
-__all__ = ["to_brainio", "save_brainio"]
+__all__ = ["to_brainio", "save_brainio", "layer_assembly"]
 
 
 def to_brainio(recording: xr.DataArray) -> xr.DataArray:
@@ -83,3 +83,50 @@ def save_brainio(recording: xr.DataArray, path) -> Path:
         if assembly[k].dtype == object:
             assembly = assembly.assign_coords({k: assembly[k].astype(str)})
     return atomic_write(path, lambda tmp: assembly.to_netcdf(tmp, engine="netcdf4"))
+
+
+def layer_assembly(tree, layer: str, mapping) -> xr.DataArray:
+    """One model layer as a BrainIO-convention assembly (presentation x neuroid x time_bin).
+
+    ``tree`` is an activation DataTree (:func:`vision_rnn.open_activations`) or a layer
+    DataArray (stimulus, time, unit); ``mapping`` a
+    :class:`~vision_rnn.analysis.timeaxis.TimeMapping` that gives the layer's step k the
+    bin [onset + k * step_ms, onset + (k + 1) * step_ms) in ms. Coordinates: ``stimulus_id``
+    on presentation, ``neuroid_id`` (``<layer>.<unit>``), ``layer`` and, for a
+    convolutional layer, ``channel``/``row``/``col`` on neuroid, and
+    ``time_bin_start``/``time_bin_end`` on time_bin, as in Brain-Score's assemblies.
+
+    >>> from vision_rnn.analysis import TimeMapping                       # doctest: +SKIP
+    >>> a = layer_assembly(tree, "it", TimeMapping(onset_ms={"it": 90.0}, step_ms=10.0))  # doctest: +SKIP
+    """
+    da = tree if isinstance(tree, xr.DataArray) else _layer(tree, layer)
+    dims = set(da.dims)
+    if not {"stimulus", "time", "unit"} <= dims:
+        raise DataError(f"layer_assembly: a layer is (stimulus, time, unit); got {da.dims}")
+    onsets = getattr(mapping, "onset_ms", None)
+    if onsets is None or not hasattr(mapping, "time_ms"):
+        raise DataError("layer_assembly: `mapping` must be a TimeMapping (step -> ms)")
+    if layer not in onsets:
+        raise DataError(f"layer_assembly: the mapping has no onset for layer {layer!r}; it has {', '.join(onsets)}")
+    da = da.transpose("stimulus", "unit", "time")
+    steps = np.asarray(da["time"].values)
+    start = np.asarray(mapping.time_ms(layer, steps), dtype=np.float64)
+    coords = {"stimulus_id": ("presentation", da["stimulus"].values.astype(str)),
+              "neuroid_id": ("neuroid", np.array([f"{layer}.{u}" for u in range(da.sizes["unit"])])),
+              "layer": ("neuroid", np.full(da.sizes["unit"], layer)),
+              "time_bin_start": ("time_bin", start), "time_bin_end": ("time_bin", start + float(mapping.step_ms))}
+    for c in ("channel", "row", "col"):
+        if c in da.coords and da[c].dims == ("unit",):
+            coords[c] = ("neuroid", np.asarray(da[c].values))
+    for c, v in da.coords.items():
+        if v.dims == ("stimulus",) and c != "stimulus":
+            coords[c] = ("presentation", np.asarray(v.values))
+    return xr.DataArray(np.asarray(da.values), dims=("presentation", "neuroid", "time_bin"), coords=coords,
+                        attrs={"model": str(getattr(tree, "attrs", {}).get("model", "")), "layer": layer,
+                               "time_mapping": mapping.to_json() if hasattr(mapping, "to_json") else ""})
+
+
+def _layer(tree, name):
+    from .store import layer
+
+    return layer(tree, name)

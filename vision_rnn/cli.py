@@ -53,6 +53,9 @@ def as_flags(message: str) -> str:
     return _ARG.sub(flag, message)
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())   # click >= 8.2
+
+
 class OneLineErrors(click.Group):
     """A click group whose usage errors are one line, like the tool's own errors."""
 
@@ -61,7 +64,7 @@ class OneLineErrors(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.exceptions.NoArgsIsHelpError as e:
+        except _NO_ARGS_IS_HELP as e:
             click.echo(e.ctx.get_help() if e.ctx else str(e))
             sys.exit(0)
         except click.UsageError as e:
@@ -115,6 +118,22 @@ def user_errors(fn):
     return wrapper
 
 
+def quiet_option(fn):
+    """``--quiet`` on a command: no progress bars or notes on stderr (results, warnings and errors still print)."""
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="No progress bars or notes on stderr (results, warnings and errors still print).")(fn)
+
+
+def show_progress(quiet: bool) -> bool:
+    """Progress bars only for a person watching: not with --quiet, and only when stderr is a terminal."""
+    return not quiet and sys.stderr.isatty()
+
+
+def folder_text(path) -> str:
+    """'report/' for a folder, whether or not the user typed the slash."""
+    return str(Path(path)) + "/"
+
+
 def csv_list(value, option: str = "--layers"):
     """'v1,it' -> ['v1', 'it']; None stays None (the default); a value naming nothing is refused."""
     if value is None:
@@ -139,7 +158,9 @@ def main():
 
 
 @main.command("models")
-def models_cmd():
+@quiet_option
+@user_errors
+def models_cmd(quiet):
     """List model names, whether pretrained weights ship, and their accuracy.
 
     \b
@@ -148,8 +169,11 @@ def models_cmd():
     """
     from .models import list_models
 
+    click.echo(f"{'name':<32} {'weights':<11}  {'acc':<5}  description")
     for info in list_models():
         click.echo(str(info))
+    click.echo("acc: accuracy at the last step on the 10,000 Fashion-MNIST test images (the model cards in "
+               "data_cards/ give every step)")
 
 
 def default_output(model_name: str, stimuli_name: str) -> Path:
@@ -179,9 +203,10 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images (recorded in the file's attrs).")
 @click.option("--allow-untrained", is_flag=True,
               help="Accept a training run (or weights file) that has not finished an epoch: its initial weights.")
+@quiet_option
 @user_errors
 def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, pool, dtype,
-                compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained):
+                compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained, quiet):
     """Run a model over stimuli; write every layer at every step to netCDF.
 
     \b
@@ -198,14 +223,15 @@ def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size
     out = Path(out) if out else default_output(model_name, stim.name)
     tree = extract(model, stim, layers=csv_list(layers), timesteps=timesteps, batch_size=batch_size,
                    device=device, out=out, pool=pool, dtype=dtype, compression=compression,
-                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, progress=True)
+                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, progress=show_progress(quiet))
     click.echo(summary_line(tree, out))
 
 
 @main.command("info")
 @click.argument("path", type=click.Path())
+@quiet_option
 @user_errors
-def info_cmd(path):
+def info_cmd(path, quiet):
     """Describe an activation file: model, stimuli, layers, steps, completeness, size.
 
     \b
@@ -252,10 +278,12 @@ def float_list(value):
               help="Seed of the validation hold-out (folders without val/, Fashion-MNIST) [default: 0].")
 @click.option("--num-classes", type=click.IntRange(min=1), default=None,
               help="Class count the model must have; refused if the data has another.")
-@click.option("--max-batches", type=click.IntRange(min=1), default=None, hidden=True)
+@click.option("--max-batches", type=click.IntRange(min=1), default=None,
+              help="Stop each epoch after this many batches: a first model in a minute (e.g. 100).")
+@quiet_option
 @user_errors
 def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, augment, device, resume, workers,
-              step_weights, split_seed, num_classes, max_batches):
+              step_weights, split_seed, num_classes, max_batches, quiet):
     """Train a BLT network with a loss at every step; write checkpoints to --out.
 
     The loss is the sum over steps of the cross-entropy at each step (Adam,
@@ -268,8 +296,9 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
 
     \b
     Example:
-      vrnn train --model lateral --data fashion-mnist --out runs/lateral --epochs 3
-      vrnn train --out runs/lateral --resume --epochs 5
+      vrnn train --model lateral --data fashion-mnist --out runs/lateral --epochs 1 --max-batches 100
+      vrnn train --model lateral --data fashion-mnist --out runs/full --epochs 3
+      vrnn train --out runs/full --resume --epochs 5
       vrnn train --model ccn23-64/lateral --data miniecoset_64px.h5 --out runs/bl64 --augment
 
     \b
@@ -282,7 +311,7 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
 
     summary = train(model_name, data, out, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                     timesteps=timesteps, augment=augment, device=device, resume=resume, workers=workers,
-                    step_weights=float_list(step_weights), progress=True, max_batches=max_batches,
+                    step_weights=float_list(step_weights), progress=show_progress(quiet), max_batches=max_batches,
                     split_seed=split_seed, num_classes=num_classes)
     if int(os.environ.get("RANK", "0")) == 0:
         acc = summary["val_accuracy"]
@@ -299,8 +328,9 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
 @click.option("--layer", default=None,
               help="Layer to analyse (default: the readout layer, gap); other layers get a fitted readout.")
 @click.option("--overwrite", is_flag=True, help="Replace the report of an earlier run in the folder.")
+@quiet_option
 @user_errors
-def analyze_cmd(acts, out, layer, overwrite):
+def analyze_cmd(acts, out, layer, overwrite, quiet):
     """Run the CCN23 analyses on an activation file: figures, summary.json, summary.md.
 
     \b
@@ -311,8 +341,13 @@ def analyze_cmd(acts, out, layer, overwrite):
     from .report import analyze
 
     out = Path(out) if out else Path(acts).with_name(Path(acts).stem + "_report")
-    s = analyze(acts, out, layer=layer, overwrite=overwrite, progress=True)
-    click.echo(f"wrote the report on layer {s.attrs['layer']} ({s.attrs['readout']} readout) to {out}/")
+    from .report import accuracy_line, summary_markdown
+
+    s = analyze(acts, out, layer=layer, overwrite=overwrite, progress=show_progress(quiet))
+    click.echo(accuracy_line(s))
+    click.echo(summary_markdown(s))
+    click.echo(f"report on layer {s.attrs['layer']} ({s.attrs['readout']} readout): {folder_text(out)} "
+               "(figures *.png, summary.json, summary.md)")
 
 
 @main.command("demo")
@@ -323,8 +358,9 @@ def analyze_cmd(acts, out, layer, overwrite):
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use this many evenly spaced images of the 500.")
 @click.option("--overwrite", is_flag=True, help="Replace the activations and report of an earlier demo in the folder.")
+@quiet_option
 @user_errors
-def demo_cmd(weights, out, limit, overwrite):
+def demo_cmd(weights, out, limit, overwrite, quiet):
     """Extract builtin:fashion-mnist with the shipped lateral model, analyse it, print the table.
 
     \b
@@ -335,10 +371,10 @@ def demo_cmd(weights, out, limit, overwrite):
     """
     from .report import accuracy_line, demo, summary_markdown
 
-    s = demo(weights=weights, out=out, limit=limit, overwrite=overwrite, progress=True)
+    s = demo(weights=weights, out=out, limit=limit, overwrite=overwrite, progress=show_progress(quiet))
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
-    click.echo(f"report: {out}/ (figures *.png, summary.json, summary.md)")
+    click.echo(f"report: {folder_text(out)} (figures *.png, summary.json, summary.md)")
 
 
 # -- comparisons with recordings ------------------------------------------------------------------
@@ -362,9 +398,10 @@ def demo_cmd(weights, out, limit, overwrite):
 @click.option("--shared-only", is_flag=True, help="Compare on the shared stimuli when the two sets differ.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the encoding folds.")
 @click.option("--overwrite", is_flag=True, help="Replace the comparison report of an earlier run in the folder.")
+@quiet_option
 @user_errors
 def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
-                shared_only, seed, overwrite):
+                shared_only, seed, overwrite, quiet):
     """Compare every layer at every step of ACTS with RECORDING: RDM similarity over time.
 
     RECORDING is a netCDF recording (vision_rnn.neural.save_recording), a BrainIO
@@ -385,7 +422,12 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
     out_path = check_out(out, overwrite)
     c = run_comparison(acts, recording, layers=csv_list(layers), rdm_method=rdm_method, method=method,
                        n_bootstrap=n_bootstrap, mapping=mapping, id_map=id_map, encoding=encoding,
-                       shared_only=shared_only, seed=seed, progress=True)
+                       shared_only=shared_only, seed=seed, progress=show_progress(quiet))
+    from .compare_report import best_lines
+
     c.write(out_path, overwrite=overwrite)
     click.echo(f"compared {len(c.settings['layers'])} layer(s) with {', '.join(c.results)} on "
-               f"{c.settings['stimulus_match']}; report: {out_path}/")
+               f"{c.settings['stimulus_match']}")
+    for line in best_lines(c):
+        click.echo(line)
+    click.echo(f"report: {folder_text(out_path)} (comparison.csv, figures, summary.json)")

@@ -121,12 +121,14 @@ def _recording_targets(rec: xr.DataArray, rdm_method: str) -> list:
 
 def load_source(recording, rdm_method: str = "correlation") -> Source:
     """Resolve RECORDING (a path, ``kriegeskorte92:PATH``, ``cichy2014:PATH`` or a DataArray) to targets."""
-    from .neural import check_recording, cichy2014_meg, kriegeskorte92, load_recording
+    from .neural import check_recording, cichy2014_meg, from_assembly, kriegeskorte92, load_recording
 
     if rdm_method not in RDM_METHODS:
         raise CompareError(f"`rdm_method={rdm_method}`: not one of {', '.join(RDM_METHODS)}")
     if isinstance(recording, xr.DataArray):
         rec, spec = recording, str(recording.attrs.get("source", "recording (in memory)"))
+        if "presentation" in rec.dims:                   # a BrainIO / Brain-Score assembly in memory
+            rec = from_assembly(rec, spec)
     else:
         spec = os.fspath(recording)
         if spec.startswith("kriegeskorte92:"):

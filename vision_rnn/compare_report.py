@@ -159,6 +159,31 @@ def summary(comparison) -> dict:
     return jsonable(out)
 
 
+def best_lines(comparison) -> list[str]:
+    """One line per target: the layer and step most similar to it, with the interval and noise ceiling.
+
+    For a time-resolved target the cell is the best (layer, step, bin)."""
+    lines = []
+    for name, ds in comparison.results.items():
+        v = ds["value"].transpose("layer", "step", "time").values
+        if not np.isfinite(v).any():
+            lines.append(f"{name}: no defined value")
+            continue
+        i, k, t = np.unravel_index(np.nanargmax(v), v.shape)
+        low = float(ds["low"].transpose("layer", "step", "time").values[i, k, t])
+        high = float(ds["high"].transpose("layer", "step", "time").values[i, k, t])
+        ci = f" [{low:.3f}, {high:.3f}]" if np.isfinite(low) and np.isfinite(high) else ""
+        where = f"layer {ds['layer'].values[i]} at step {int(ds['step'].values[k])}"
+        if ds.sizes["time"] > 1:
+            where += f", recording bin {float(ds['time'].values[t]):g} ms"
+        ceiling = ""
+        if "ceiling_lower" in ds:
+            ceiling = (f"; noise ceiling {float(ds['ceiling_lower'].values[t]):.3f}-"
+                       f"{float(ds['ceiling_upper'].values[t]):.3f}")
+        lines.append(f"{name}: best {where}, {ds.attrs.get('method', '')} {float(v[i, k, t]):.3f}{ci}{ceiling}")
+    return lines
+
+
 def mapping_dict(comparison) -> dict:
     m = comparison.mapping
     d = {"onset_ms": m.onset_ms, "step_ms": m.step_ms, "source": comparison.settings.get("mapping")}

@@ -26,10 +26,10 @@ import numpy as np
 from .atomic import atomic_write
 from .errors import DataError
 
-__all__ = ["load_recording", "save_recording", "match_stimuli", "StimulusMatch", "data_dir", "NinetyTwo",
+__all__ = ["load_recording", "save_recording", "from_assembly", "match_stimuli", "StimulusMatch", "data_dir", "NinetyTwo",
            "kriegeskorte92", "cichy2014_meg", "simulate_recording"]
 
-CONVENTIONS = "vision-rnn recording 1.0"
+CONVENTIONS = "CF-1.11 vision-rnn-recording-1.0"   # CF, and the recording layout's own version
 BRAINIO_VARIABLES = ("data", "__xarray_dataarray_variable__")
 
 
@@ -234,6 +234,25 @@ def check_recording(da, where):
     return da
 
 
+def from_assembly(assembly, where="assembly"):
+    """A recording from an in-memory BrainIO/Brain-Score assembly (e.g. a ``NeuroidAssembly``).
+
+    ``assembly`` is a DataArray over ``presentation x neuroid [x time_bin]`` whose
+    coordinates (plain or levels of a pandas MultiIndex, as Brain-Score keeps them)
+    include ``stimulus_id`` (or ``image_id``), optionally ``neuroid_id``, ``repetition``
+    and ``time_bin_start``/``time_bin_end`` in ms. Read as :func:`load_recording` reads
+    a BrainIO file. Brain-Score's own package is not needed.
+    """
+    import xarray as xr
+
+    if not isinstance(assembly, xr.DataArray) or "presentation" not in assembly.dims:
+        raise DataError(f"{where}: an assembly is a DataArray over presentation x neuroid [x time_bin]; "
+                        f"got {getattr(assembly, 'dims', type(assembly).__name__)}")
+    flat = assembly.reset_index([d for d in assembly.dims if d in assembly.indexes])
+    flat = flat.drop_vars([d for d in flat.dims if d in flat.coords])       # dimension coords the reset left
+    return check_recording(_from_brainio(flat.to_dataset(name="data"), "data", where), where)
+
+
 def _from_brainio(ds, var: str, path: Path):
     import pandas as pd
     import xarray as xr
@@ -346,6 +365,13 @@ def save_recording(da, path) -> Path:
         attrs[str(k)] = _netcdf_attr(k, v)
     attrs["Conventions"] = CONVENTIONS
     da.attrs = attrs
+    units = {"time": ("ms", "bin centre after stimulus onset"), "time_bin_start": ("ms", "bin start after stimulus onset"),
+             "time_bin_end": ("ms", "bin end after stimulus onset")}
+    for name, (unit, long_name) in units.items():
+        if name in da.coords:
+            da[name].attrs.update(units=unit, long_name=long_name)
+    if "stimulus" in da.coords:
+        da["stimulus"].attrs.setdefault("long_name", "stimulus id")
     return atomic_write(path, lambda tmp: da.to_netcdf(tmp, engine="netcdf4"))
 
 

@@ -145,11 +145,30 @@ def _encoding(compression: str) -> dict:
     return {}
 
 
+CONVENTIONS = "CF-1.11 vision-rnn-activations-1.0"   # CF, and this layout's own version (DESIGN.md section 2)
+LONG_NAMES = {
+    "stimulus": "stimulus id (path relative to the stimuli root, '/'-separated)",
+    "time": "model time step (0 .. T-1; milliseconds only through a TimeMapping, see time_ms)",
+    "class": "class name of the model's readout",
+    "label": "class index of the stimulus's label in the model's classes (-1: none)",
+    "label_name": "label of the stimulus (its first folder for a folder of images)",
+    "channel": "channel of the unit", "row": "row of the unit in the feature map",
+    "col": "column of the unit in the feature map",
+    "readout_weight": "readout matrix (class x feature); feature = units of the readout layer",
+    "readout_bias": "readout bias per class",
+}
+
+
 def _str_var(ds, name, dim, values):
     v = ds.createVariable(name, str, (dim,))
     for i, s in enumerate(values):
         v[i] = s
     return v
+
+
+def _describe_var(var, name: str) -> None:
+    if name in LONG_NAMES:
+        var.setncattr("long_name", LONG_NAMES[name])
 
 
 def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, classes,
@@ -173,19 +192,30 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
         _str_var(ds, "class", "class", classes)
         ds.createVariable("label", "i8", ("stimulus",))[:] = np.asarray(labels, dtype=np.int64)
         _str_var(ds, "label_name", "stimulus", label_names)
+        for name in ("stimulus", "time", "class", "label", "label_name"):
+            _describe_var(ds.variables[name], name)
         coord_names = ["label", "label_name"]
         if metadata is not None:
             for col in metadata.columns:
                 values = metadata[col].to_numpy()
                 name = str(col)
-                if values.dtype.kind in "biuf":
+                if values.dtype.kind == "b":         # netCDF has no bool: int8 that xarray reads back as bool
+                    var = ds.createVariable(name, "i1", ("stimulus",))
+                    var[:] = values.astype(np.int8)
+                    var.setncattr("dtype", "bool")
+                elif values.dtype.kind in "iu":
                     ds.createVariable(name, values.dtype.str.lstrip("<>|="), ("stimulus",))[:] = values
+                elif values.dtype.kind == "f":           # float16 (no netCDF type) and float32 kept as float32
+                    kind = "f8" if values.dtype.itemsize >= 8 else "f4"
+                    ds.createVariable(name, kind, ("stimulus",))[:] = values.astype(kind)
                 else:
                     _str_var(ds, name, "stimulus", [str(v) for v in values])
                 coord_names.append(name)
         ds.createVariable("readout_weight", "f4", ("class", "feature"))[:] = readout_weight
+        _describe_var(ds.variables["readout_weight"], "readout_weight")
         if readout_bias is not None:
             ds.createVariable("readout_bias", "f4", ("class",))[:] = readout_bias
+            _describe_var(ds.variables["readout_bias"], "readout_bias")
         for spec in layout.specs:
             grp = ds if spec.group is None else ds.createGroup(spec.group)
             last = "class" if spec.group is None else "unit"
@@ -204,10 +234,12 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
                 cc, rr, ww = np.unravel_index(np.arange(spec.n), (c, h, w))
                 for name, values in (("channel", cc), ("row", rr), ("col", ww)):
                     grp.createVariable(name, "i4", ("unit",))[:] = values
+                    _describe_var(grp.variables[name], name)
                 var.setncattr("coordinates", "channel row col")
                 var.setncattr("spatial_shape", np.array(spec.spatial, dtype=np.int32))
             else:
                 grp.createVariable("channel", "i4", ("unit",))[:] = np.arange(spec.n)
+                _describe_var(grp.variables["channel"], "channel")
                 var.setncattr("coordinates", "channel")
             var.setncattr("long_name", f"{spec.group} activation after ReLU")
         attrs = dict(attrs, complete=0, batches_done=0)
@@ -498,7 +530,7 @@ def base_attrs(model, stim, layout, *, layers, pool, dtype, compression, skipped
         "dtype": dtype,
         "compression": compression,
         "skipped": json.dumps(list(skipped)),
-        "Conventions": "vision-rnn activations 1.0",
+        "Conventions": CONVENTIONS,
     }
 
 

@@ -111,7 +111,12 @@ def from_rsatoolbox(obj) -> xr.DataArray:
         da = xr.DataArray(mats, dims=("rdm", "stimulus", "stimulus_"), coords=coords, attrs=attrs)
         da = da.assign_coords({k: ("rdm", v) for k, v in desc.items()})
         if lead and all(d in desc for d in lead):
-            da = da.set_index(rdm=lead).unstack("rdm")
+            if len(lead) == 1:          # one leading dim: rename, since a one-level set_index makes no MultiIndex
+                da = da.swap_dims({"rdm": lead[0]}).drop_vars("rdm", errors="ignore")
+            else:
+                da = da.set_index(rdm=lead).unstack("rdm")
+                import pandas as pd
+                da = da.reindex({d: pd.unique(desc[d]) for d in lead})   # unstack sorts; keep the RDMs' order
             other = [k for k in desc if k not in lead]
             for k in other:   # coords of one leading dim (e.g. time_ms on time) back to that dim
                 for d in lead:

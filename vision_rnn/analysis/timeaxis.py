@@ -117,7 +117,9 @@ def assign_time(tree, mapping: TimeMapping):
     steps = np.asarray(tree["time"].values)
     for name in layers:
         ds = new[name].to_dataset(inherit=False)
-        ds = ds.assign_coords(time_ms=("time", mapping.time_ms(name, steps)))
+        ds = ds.assign_coords(time_ms=("time", mapping.time_ms(name, steps),
+                                       {"units": "ms", "long_name": f"onset of each step of {name} after "
+                                                                   "stimulus onset (TimeMapping)"}))
         ds.attrs["time_mapping"] = mapping.to_json()
         new[name] = ds
     return new

@@ -107,9 +107,9 @@ class ModelInfo:
     accuracy: float | None = None  # last-step test accuracy of the shipped weights
 
     def __str__(self):
-        acc = f"  acc {self.accuracy:.3f}" if self.accuracy is not None else ""
+        acc = f"{self.accuracy:.3f}" if self.accuracy is not None else "-"
         flag = "pretrained" if self.pretrained else "random only"
-        return f"{self.name:<32} {flag:<11}{acc}  {self.description}"
+        return f"{self.name:<32} {flag:<11}  {acc:<5}  {self.description}"
 
 
 def list_models() -> list[ModelInfo]:
