@@ -15,7 +15,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import vision_rnn as vrnn
-from vision_rnn import store
+from vision_rnn import _handles, store
 from vision_rnn.cli import main
 from vision_rnn.errors import StoreError
 from vision_rnn.neural import save_recording
@@ -157,7 +157,7 @@ def test_readers_share_one_handle_and_release_it(files):
     path = files["full"]
     a = vrnn.open_activations(path)
     b = vrnn.open_activations(path)
-    assert store.is_open(path) and len([h for h in store._HANDLES.values() if Path(h.path) == path]) == 1
+    assert store.is_open(path) and len([h for h in _handles._HANDLES.values() if Path(h.path) == path]) == 1
     assert store.read_attrs(path)["complete"] == 1            # borrows the same handle
     a.close()
     a.close()                                                   # closing twice gives back one reference

@@ -7,29 +7,26 @@ complete and renames it. Reading goes through :func:`open_activations`
 (lazy, dask-backed) and :func:`layer`.
 
 This module is the only one that opens activation files, and it opens each
-file at most once per process. HDF5 keeps one shared object per file and
-process; with two netCDF handles on one file, closing one can leave that
-object freed under the other and the next open of the file crashes the
-interpreter (HDF5 issue 3649, netcdf4-python issue 1444). So every reader
-here (DataTrees, attributes, ``vrnn info``) borrows one reference-counted
-handle per file (identified by device and inode), and writers refuse a file
-that is open for reading in the same process.
+file at most once per process: every reader here (DataTrees, attributes,
+``vrnn info``) borrows one shared handle per file (:mod:`vision_rnn._handles`
+says why), and writers refuse a file that is open for reading in the same
+process. A ``.partial`` being written carries a lock naming its writer.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime
 import json
 import math
 import os
-import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import _handles
+from ._handles import check_not_open, is_open  # noqa: F401  (part of the store's API)
 from .errors import StoreError
 
 CHUNK_BYTES = 16 * 2**20
@@ -180,7 +177,7 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
     if metadata is not None:
         check_metadata_names(list(metadata.columns), [sp.group for sp in layout.specs if sp.group],
                              where=str(getattr(metadata, "attrs", {}).get("source", "metadata")))
-    check_not_open(path)
+    _handles.check_not_open(path)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         n, t = layout.n_stimuli, layout.timesteps
         ds.createDimension("stimulus", n)
@@ -247,167 +244,25 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
             ds.setncattr(k, v)
 
 
-# -- one handle per file and process ---------------------------------------------------------
-class _Handle:
-    """A netCDF4.Dataset opened read-only, shared by every reader of that file in this process."""
-
-    def __init__(self, key, path: str, ds):
-        self.key, self.path, self.ds, self.users = key, path, ds, 0
-
-
-_HANDLES: dict = {}                      # (st_dev, st_ino) -> _Handle
-_REGISTRY = threading.RLock()
-_DEFERRED: collections.deque = collections.deque()   # handles released by garbage-collected readers
-
-
-def _netcdf_lock():
-    from xarray.backends.netCDF4_ import NETCDF4_PYTHON_LOCK
-
-    return NETCDF4_PYTHON_LOCK
-
-
-def _file_key(path) -> tuple:
-    st = os.stat(path)
-    return (st.st_dev, st.st_ino)
-
-
-def _drain_deferred() -> None:
-    """Release the handles of readers the garbage collector took, at a safe point (never in a finaliser)."""
-    while _DEFERRED:
-        try:
-            h = _DEFERRED.popleft()
-        except IndexError:
-            return
-        _release(h)
-
-
-def _acquire(path, needs_lock: bool = True) -> _Handle:
-    """The shared read handle of ``path`` (opened on first use); pair with :func:`_release`."""
-    import netCDF4
-
-    path = os.fspath(path)
-    with _REGISTRY:
-        _drain_deferred()
-        try:
-            key = _file_key(path)
-        except OSError as e:
-            raise StoreError(f"{path}: cannot be read ({e.strerror or e})") from None
-        h = _HANDLES.get(key)
-        if h is None:
-            lock = _netcdf_lock() if needs_lock else None
-            try:
-                if lock is not None:
-                    lock.acquire()
-                try:
-                    ds = netCDF4.Dataset(path, "r")
-                finally:
-                    if lock is not None:
-                        lock.release()
-            except OSError as e:
-                busy = being_written(path) if path.endswith(".partial") else ""
-                raise StoreError(busy or f"{path}: not a readable netCDF file ({str(e).splitlines()[0]}); "
-                                 "pass an activation file written by vrnn extract") from None
-            h = _HANDLES[key] = _Handle(key, path, ds)
-        h.users += 1
-        return h
-
-
-def _release(h: _Handle, needs_lock: bool = True) -> None:
-    with _REGISTRY:
-        h.users -= 1
-        if h.users > 0 or _HANDLES.get(h.key) is not h:
-            return
-        del _HANDLES[h.key]
-        lock = _netcdf_lock() if needs_lock else None
-        if lock is not None:
-            lock.acquire()
-        try:
-            if h.ds.isopen():
-                h.ds.close()
-        finally:
-            if lock is not None:
-                lock.release()
-
-
-@contextmanager
-def _reading(path):
-    """The shared read handle of ``path`` for the length of a ``with`` block."""
-    h = _acquire(path)
-    try:
-        yield h.ds
-    finally:
-        _release(h)
-
-
-def check_not_open(path) -> None:
-    """Writers: refuse a file this process holds open for reading (HDF5 cannot open it twice)."""
-    with _REGISTRY:
-        _drain_deferred()
-        try:
-            key = _file_key(path)
-        except OSError:
-            return
-        if key in _HANDLES:
-            raise StoreError(f"{path}: open for reading in this process (a DataTree from open_activations); "
-                             "close it (tree.close()) before writing to the file")
-
-
-def is_open(path) -> bool:
-    """Whether this process holds a read handle on ``path`` (for tests and diagnostics)."""
-    with _REGISTRY:
-        _drain_deferred()
-        try:
-            return _file_key(path) in _HANDLES
-        except OSError:
-            return False
-
-
-class _SharedFileManager:
-    """xarray's FileManager interface over the shared handle of one file.
-
-    Every DataTree from :func:`open_activations` holds one of these; ``close`` (from
-    ``tree.close()`` or any node's close) gives its reference back once, and reading
-    after a close takes a new one, as xarray's own CachingFileManager reopens files
-    (given back when the tree is collected). A manager the garbage collector takes
-    hands its reference back at the next safe point. Pickled (dask's multiprocessing), it reopens the file by path.
-    """
-
-    def __init__(self, path):
-        self._path = os.fspath(path)
-        self._handle = _acquire(self._path)
-
-    def acquire(self, needs_lock: bool = True):
-        if self._handle is None:
-            self._handle = _acquire(self._path, needs_lock)
-        return self._handle.ds
-
-    @contextmanager
-    def acquire_context(self, needs_lock: bool = True):
-        yield self.acquire(needs_lock)
-
-    def close(self, needs_lock: bool = True) -> None:
-        h, self._handle = self._handle, None
-        if h is not None:
-            _release(h, needs_lock)
-
-    def __del__(self):
-        h, self._handle = getattr(self, "_handle", None), None
-        if h is not None:
-            _DEFERRED.append(h)
-
-    def __reduce__(self):
-        return (type(self), (self._path,))
+def _refuse_if_being_written(path) -> None:
+    """Readers: refuse a .partial another process is writing (HDF5 would fail to open it, or read it torn)."""
+    if str(path).endswith(".partial"):
+        w = writer_of(path)
+        if w is not None and int(w["pid"]) != os.getpid():
+            raise StoreError(being_written(path))
 
 
 def read_attrs(path) -> dict:
     """Root attributes of a netCDF file (StoreError if it is not one)."""
-    with _reading(path) as ds:
+    _refuse_if_being_written(path)
+    with _handles.reading(path) as ds:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
 def resume_point(partial) -> int:
     """The batches an interrupted extraction wrote (its layout checked first)."""
-    with _reading(partial) as ds:
+    _refuse_if_being_written(partial)
+    with _handles.reading(partial) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         _check_vrnn(partial, attrs)
         _check_layout(partial, ds)
@@ -496,7 +351,7 @@ def appending(path, check: bool = True):
     import netCDF4
 
     if check:
-        check_not_open(path)
+        _handles.check_not_open(path)
     with netCDF4.Dataset(path, "a") as ds:
         yield ds
 
@@ -637,7 +492,8 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
         raise StoreError(f"{path}: no such activation file{hint}")
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
-    manager = _SharedFileManager(path)
+    _refuse_if_being_written(path)
+    manager = _handles.SharedFileManager(path)
     try:
         attrs = {k: manager.acquire().getncattr(k) for k in manager.acquire().ncattrs()}
         _check_vrnn(path, attrs)
@@ -649,7 +505,7 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
         if not complete and not allow_incomplete:
             raise StoreError(incomplete_message(path, attrs))
         groups = list(manager.acquire().groups)
-        lock = _netcdf_lock()
+        lock = _handles.netcdf_lock()
         parts = {}
         for group in [None, *groups]:
             store = NetCDF4DataStore(manager, group=group, lock=lock)
@@ -709,7 +565,8 @@ def describe(path) -> str:
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
     lines = []
-    with _reading(path) as ds:
+    _refuse_if_being_written(path)
+    with _handles.reading(path) as ds:
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
         _check_vrnn(path, attrs)
         _check_layout(path, ds)
