@@ -11,18 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner
 
 from vision_rnn import atomic
 from vision_rnn.atomic import atomic_write, clean_stale, file_set, left_by_dead_run, temp_path
-from vision_rnn.cli import main
 from vision_rnn.report import REPORT_FILES
 
 from synthetic import settling_network, write_activations
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+from clirun import run
 
 
 def dead_pid() -> int:

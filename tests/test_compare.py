@@ -11,13 +11,12 @@ import pandas as pd
 import pytest
 import rsatoolbox
 import xarray as xr
-from click.testing import CliRunner
 from PIL import Image
 
 import vision_rnn as vrnn
 from vision_rnn import neural
 from vision_rnn.brainio import save_brainio, to_brainio
-from vision_rnn.cli import main
+from clirun import run, error_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ["VRNN_DATA"]) if os.environ.get("VRNN_DATA") else ROOT.parent / "shared" / "data"
@@ -25,16 +24,6 @@ K92 = DATA / "kriegeskorte2008"
 BRAINIO = DATA / "brainio_examples"
 pytestmark = pytest.mark.skipif(not K92.is_dir(), reason=f"92-image data not found at {K92} "
                                 "(set VRNN_DATA to the shared data folder)")
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def error_line(result):
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def extract_cli(stimuli, out, *extra):

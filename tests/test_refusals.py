@@ -13,25 +13,13 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
-from click.testing import CliRunner
 from safetensors.torch import save_file
 
 import vision_rnn as vrnn
-from vision_rnn.cli import as_flags, main
+from vision_rnn.cli import as_flags
 from vision_rnn.errors import AnalysisError, DataError, ModelError, StimuliError, VRNNError
 from vision_rnn.neural import load_recording, save_recording
-
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def error_line(result):
-    lines = [l for l in result.stderr.splitlines() if l.strip() and "%|" not in l]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("vrnn: error: ")
-    return lines[0]
+from clirun import run, error_line
 
 
 def refused(result, *words, folder=None, before=None):
@@ -405,3 +393,10 @@ def test_usage_errors_are_one_line(args, words):
     assert len(lines) == 1 and lines[0].startswith("vrnn: error: "), r.stderr
     for w in words:
         assert w in lines[0]
+
+
+@pytest.mark.parametrize("parent", ["missing", "a_file"])
+def test_an_output_folder_that_does_not_exist_is_refused(parent, tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    r = run("extract", "--model", "lateral", "--stimuli", "builtin:fashion-mnist", "-o", tmp_path / parent / "o.nc")
+    refused(r, f"output folder {tmp_path / parent} does not exist", folder=tmp_path, before=["a_file"])

@@ -7,26 +7,15 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner
 
 from vision_rnn import plotting
 from vision_rnn.analysis import readout_measures, summarize
-from vision_rnn.cli import main
 from vision_rnn.report import FIGURES, analyze, network_table
 
 from synthetic import settling_network, write_activations
+from clirun import run, error_line as one_error_line
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def one_error_line(result):
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip() and "%|" not in l]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -12,29 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from click.testing import CliRunner
 
 import vision_rnn as vrnn
 from vision_rnn import _handles, store
-from vision_rnn.cli import main
 from vision_rnn.errors import StoreError
 from vision_rnn.neural import save_recording
 from vision_rnn.stimuli import Stimuli
+from clirun import run, error_line
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 K92 = DATA / "kriegeskorte2008"
 BATCH = 8
 STOP_AT = 24           # the interrupted extraction writes 3 of the 6 batches of 42 stimuli
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def error_line(result):
-    lines = [l for l in result.stderr.strip().splitlines() if l.strip() and "%|" not in l]
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import VRNNError
-from .store import open_activations, reading
+from .store import open_activations, refuse_damaged
 
 RECORDING_HELP = "a netCDF recording, a BrainIO assembly, kriegeskorte92:PATH or cichy2014:PATH"
 RDM_METHODS = ("correlation", "euclidean", "cosine")
@@ -288,7 +288,7 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
         return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
     tree = open_activations(acts)
     try:
-        with reading(acts):
+        with refuse_damaged(acts):
             return _run(tree, str(acts), recording, layers=layers, **opts)
     finally:
         tree.close()
@@ -322,6 +322,8 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
     with np.errstate(invalid="ignore"):
         model_rdms = {l: rsa.rdm(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), rdm_method)
                       for l in layers}
+    for l in layers:
+        _refuse_undefined(model_rdms[l], f"layer {l}", "step", "", rdm_method)
     steps = tree["time"].values
     results, encoded = {}, {}
     work = [(t, l) for t in source.targets for l in layers]
@@ -330,16 +332,10 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
         t_rdms = target.rdms.isel(stimulus=m.b, stimulus_=m.b).load()     # MEG: read the file once
         sub = Target(target.name, t_rdms, target.responses, target.description)
         parts = []
+        single = target.responses is not None and target.responses.sizes.get("neuroid", 2) < 2
+        _refuse_undefined(t_rdms, f"target {target.name!r} of {source.spec}", "time", " ms", rdm_method,
+                          single_neuroid=single)
         for l in layers:
-            problem = undefined_rdm(model_rdms[l], f"layer {l}", "step", "") or \
-                undefined_rdm(t_rdms, f"target {target.name!r} of {source.spec}", "time", " ms")
-            if problem:
-                hint = ("; a correlation RDM of a single neuroid is undefined: pass `rdm_method=euclidean`"
-                        if rdm_method == "correlation" and target.responses is not None
-                        and target.responses.sizes.get("neuroid", 2) < 2 else "")
-                raise CompareError(f"{problem}: its RDM has no defined dissimilarity there ({rdm_method} "
-                                   f"distance of responses that are constant or missing), so nothing can be "
-                                   f"compared{hint}")
             parts.append(_compare_target(model_rdms[l], sub, method, n_bootstrap, seed))
             bar.update()
         ds = xr.concat(parts, dim=xr.DataArray(layers, dims="layer", name="layer"))
@@ -386,6 +382,15 @@ def undefined_rdm(rdms: xr.DataArray, what: str, over: str, unit: str) -> str:
         parts.append(f"{d} {value:g}{unit}" if d == over and isinstance(value, (float, np.floating))
                      else f"{d} {value}")
     return f"{what} at {', '.join(parts) or 'every step'}"
+
+
+def _refuse_undefined(rdms, what: str, over: str, unit: str, rdm_method: str, single_neuroid=False) -> None:
+    problem = undefined_rdm(rdms, what, over, unit)
+    if problem:
+        hint = ("; a correlation RDM of a single neuroid is undefined: pass `rdm_method=euclidean`"
+                if single_neuroid and rdm_method == "correlation" else "")
+        raise CompareError(f"{problem}: its RDM has no defined dissimilarity there ({rdm_method} distance of "
+                           f"responses that are constant or missing), so nothing can be compared{hint}")
 
 
 def source_subset(source: Source, index) -> Source:

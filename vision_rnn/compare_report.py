@@ -141,15 +141,8 @@ def summary(comparison) -> dict:
     """Settings, stimulus match, the mapping and the best cell of every layer for every target."""
     best = {}
     for name, ds in comparison.results.items():
-        best[name] = {}
-        for l in ds["layer"].values:
-            v = ds["value"].sel(layer=l)
-            if np.isfinite(v.values).any():
-                k, t = np.unravel_index(np.nanargmax(v.values), v.shape)
-                best[name][str(l)] = {"step": int(ds["step"].values[k]), "time_ms": float(ds["time"].values[t]),
-                                      "value": float(v.values[k, t]),
-                                      "ci": [float(ds["low"].sel(layer=l).values[k, t]),
-                                             float(ds["high"].sel(layer=l).values[k, t])]}
+        cells = {str(l): best_cell(ds, l) for l in ds["layer"].values}
+        best[name] = {l: {k: c[k] for k in ("step", "time_ms", "value", "ci")} for l, c in cells.items() if c}
     out = {"settings": comparison.settings,
            "targets": {n: {"description": t.description, "static": t.static, "subjects": t.subjects,
                            "n_bins": int(t.rdms.sizes["time"])} for n, t in comparison.targets.items()},
@@ -159,28 +152,38 @@ def summary(comparison) -> dict:
     return jsonable(out)
 
 
+def best_cell(ds: xr.Dataset, layer=None) -> dict | None:
+    """The (step, bin) of highest value, over every layer or within ``layer``; None if no value is defined."""
+    part = ds if layer is None else ds.sel(layer=[layer])
+    v = part["value"].transpose("layer", "step", "time").values
+    if not np.isfinite(v).any():
+        return None
+    i, k, t = np.unravel_index(np.nanargmax(v), v.shape)
+    pick = {"layer": i, "step": k, "time": t}
+    return {"layer": str(part["layer"].values[i]), "step": int(part["step"].values[k]),
+            "time_ms": float(part["time"].values[t]), "bin": int(t), "value": float(v[i, k, t]),
+            "ci": [float(part["low"].isel(pick)), float(part["high"].isel(pick))]}
+
+
 def best_lines(comparison) -> list[str]:
     """One line per target: the layer and step most similar to it, with the interval and noise ceiling.
 
     For a time-resolved target the cell is the best (layer, step, bin)."""
     lines = []
     for name, ds in comparison.results.items():
-        v = ds["value"].transpose("layer", "step", "time").values
-        if not np.isfinite(v).any():
+        b = best_cell(ds)
+        if b is None:
             lines.append(f"{name}: no defined value")
             continue
-        i, k, t = np.unravel_index(np.nanargmax(v), v.shape)
-        low = float(ds["low"].transpose("layer", "step", "time").values[i, k, t])
-        high = float(ds["high"].transpose("layer", "step", "time").values[i, k, t])
-        ci = f" [{low:.3f}, {high:.3f}]" if np.isfinite(low) and np.isfinite(high) else ""
-        where = f"layer {ds['layer'].values[i]} at step {int(ds['step'].values[k])}"
+        ci = f" [{b['ci'][0]:.3f}, {b['ci'][1]:.3f}]" if np.isfinite(b["ci"]).all() else ""
+        where = f"layer {b['layer']} at step {b['step']}"
         if ds.sizes["time"] > 1:
-            where += f", recording bin {float(ds['time'].values[t]):g} ms"
+            where += f", recording bin {b['time_ms']:g} ms"
         ceiling = ""
         if "ceiling_lower" in ds:
-            ceiling = (f"; noise ceiling {float(ds['ceiling_lower'].values[t]):.3f}-"
-                       f"{float(ds['ceiling_upper'].values[t]):.3f}")
-        lines.append(f"{name}: best {where}, {ds.attrs.get('method', '')} {float(v[i, k, t]):.3f}{ci}{ceiling}")
+            ceiling = (f"; noise ceiling {float(ds['ceiling_lower'].values[b['bin']]):.3f}-"
+                       f"{float(ds['ceiling_upper'].values[b['bin']]):.3f}")
+        lines.append(f"{name}: best {where}, {ds.attrs.get('method', '')} {b['value']:.3f}{ci}{ceiling}")
     return lines
 
 

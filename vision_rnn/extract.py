@@ -114,6 +114,7 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     try:
+        _check_folder(out)                          # before the lock, which lives in that folder
         with store.writing(partial):
             _check_output(out, partial, resume, overwrite)
             _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, progress)
@@ -167,13 +168,16 @@ def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs
     store.finish(partial, out)
 
 
-def _check_output(out: Path, partial: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse an output that cannot be written, or that would be lost without ``overwrite``; with
-    ``overwrite``, remove what is in the way (the caller holds the partial's writing lock)."""
-    if not out.parent.exists():
+def _check_folder(out: Path) -> None:
+    if not out.parent.is_dir():
         raise VRNNError(f"output folder {out.parent} does not exist; create it or choose another `out`")
     if not os.access(out.parent, os.W_OK):
         raise VRNNError(f"output folder {out.parent} is not writable; choose another `out`")
+
+
+def _check_output(out: Path, partial: Path, resume: bool, overwrite: bool) -> None:
+    """Refuse an output that would be lost without ``overwrite``, or a resume with nothing to resume;
+    with ``overwrite``, remove what is in the way (the caller holds the partial's writing lock)."""
     if resume and not partial.exists():
         if out.exists():
             raise VRNNError(f"{out} is complete: every batch is written, nothing to resume")

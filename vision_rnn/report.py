@@ -123,7 +123,7 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
 
     from .analysis._chunks import small_chunk_cache
     from .analysis.summary import readout_measures, summarize
-    from .store import open_activations, reading
+    from .store import open_activations, refuse_damaged
 
     path, out = Path(path), Path(out)
     check_set_folder(out, REPORT_FILES, overwrite)
@@ -132,7 +132,7 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
     try:
         if layer is not None and layer not in tree.children:
             raise VRNNError(f"`layer={layer}`: not in {path}; it has {', '.join(tree.children)}")
-        with reading(path):
+        with refuse_damaged(path):
             m = readout_measures(tree, layer, progress=progress, **fit_options)
     except AnalysisError as e:
         raise AnalysisError(f"{path}: {e}") from None

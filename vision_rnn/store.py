@@ -175,8 +175,7 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
 
     enc = _encoding(compression)
     if metadata is not None:
-        check_metadata_names(list(metadata.columns), [sp.group for sp in layout.specs if sp.group],
-                             where=str(getattr(metadata, "attrs", {}).get("source", "metadata")))
+        check_metadata_names(list(metadata.columns), [sp.group for sp in layout.specs if sp.group])
     _handles.check_not_open(path)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         n, t = layout.n_stimuli, layout.timesteps
@@ -259,13 +258,25 @@ def read_attrs(path) -> dict:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
+@contextmanager
+def _checked(path):
+    """``(ds, attrs)`` of an activation file whose attributes and layout have been checked."""
+    _refuse_if_being_written(path)
+    with _handles.reading(path) as ds:
+        yield ds, checked_attrs(path, ds)
+
+
+def checked_attrs(path, ds) -> dict:
+    """The root attributes of the open activation file ``ds``, after checking they and its layout fit."""
+    attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
+    _check_vrnn(path, attrs)
+    _check_layout(path, ds)
+    return attrs
+
+
 def resume_point(partial) -> int:
     """The batches an interrupted extraction wrote (its layout checked first)."""
-    _refuse_if_being_written(partial)
-    with _handles.reading(partial) as ds:
-        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        _check_vrnn(partial, attrs)
-        _check_layout(partial, ds)
+    with _checked(partial) as (_, attrs):
         return progress_of(attrs)[0]
 
 
@@ -289,11 +300,13 @@ def writer_of(partial) -> dict | None:
         record = json.loads(lock.read_text())
     except (OSError, ValueError):
         return None
-    if isinstance(record, dict) and (not is_dead(record) or
-                                     (isinstance(record.get("writer"), dict) and not is_dead(record["writer"]))):
-        if is_dead(record):                      # the extraction was killed; its writer process still finishes
-            record = {**record, "pid": record["writer"]["pid"]}
+    if not isinstance(record, dict):
+        return None
+    if not is_dead(record):
         return record
+    writer = record.get("writer")
+    if isinstance(writer, dict) and not is_dead(writer):   # the extraction was killed; its writer still finishes
+        return {**record, "pid": writer["pid"]}
     lock.unlink(missing_ok=True)                 # left by a run that was killed
     return None
 
@@ -315,7 +328,6 @@ def writing(partial):
     if busy:
         raise StoreError(busy)
     record = {**this_process(), "since": datetime.datetime.now().isoformat(timespec="seconds")}
-    lock.unlink(missing_ok=True)
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
     except FileExistsError:
@@ -416,7 +428,9 @@ def _check_layout(path, ds) -> None:
     for key, low in (("n_stimuli", 1), ("batch_size", 1), ("batches_done", 0)):
         if counts[key] is None or counts[key] < low:
             problems.append(f"attribute {key!r} is missing or not a whole number of at least {low}")
-    if "complete" in ds.ncattrs() and counts["complete"] not in (0, 1):
+    if "complete" not in ds.ncattrs():
+        problems.append("no 'complete' attribute, so whether every stimulus was written is unknown")
+    elif counts["complete"] not in (0, 1):
         problems.append("attribute 'complete' is not 0 or 1")
     if not problems and "stimulus" in ds.dimensions and counts["n_stimuli"] != ds.dimensions["stimulus"].size:
         problems.append("attribute 'n_stimuli' differs from the stimulus dimension")
@@ -449,13 +463,13 @@ def incomplete_message(path, attrs) -> str:
     path = Path(path)
     final = path.with_name(path.name[:-len(".partial")]) if path.name.endswith(".partial") else path
     return (f"{path}: incomplete activation file, an interrupted extraction ({done} of {total} batches, "
-            f"{written} of {attrs.get('n_stimuli', '?')} stimuli written); finish it with "
-            f"the extraction into {final.name} with `resume=True` (in Python, `open_activations(path, "
+            f"{written} of {attrs.get('n_stimuli', '?')} stimuli written); finish it by extracting again "
+            f"into {final.name} with `resume=True` (in Python, `open_activations(path, "
             f"allow_incomplete=True)` reads the {written} stimuli written so far)")
 
 
 @contextmanager
-def reading(path):
+def refuse_damaged(path):
     """Turn netCDF/HDF5 read failures inside the block (damaged chunks) into one StoreError naming ``path``."""
     try:
         yield
@@ -495,12 +509,7 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     _refuse_if_being_written(path)
     manager = _handles.SharedFileManager(path)
     try:
-        attrs = {k: manager.acquire().getncattr(k) for k in manager.acquire().ncattrs()}
-        _check_vrnn(path, attrs)
-        _check_layout(path, manager.acquire())
-        if "complete" not in attrs:
-            raise StoreError(f"{path}: has no 'complete' attribute, so whether every stimulus was written is "
-                             "unknown; pass an activation file written by vrnn extract")
+        attrs = checked_attrs(path, manager.acquire())
         complete = _whole(attrs["complete"]) == 1
         if not complete and not allow_incomplete:
             raise StoreError(incomplete_message(path, attrs))
@@ -565,11 +574,7 @@ def describe(path) -> str:
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
     lines = []
-    _refuse_if_being_written(path)
-    with _handles.reading(path) as ds:
-        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        _check_vrnn(path, attrs)
-        _check_layout(path, ds)
+    with _checked(path) as (ds, attrs):
         n = ds.dimensions["stimulus"].size
         t = ds.dimensions["time"].size
         lines.append(f"file      {path}")
@@ -586,11 +591,8 @@ def describe(path) -> str:
             what = f"{var.shape[2]} units" + (f" = {shape[0]}x{shape[1]}x{shape[2]}" if shape else "")
             lines.append(f"  {g.name:<8}{what}")
         done, total, written = progress_of(attrs)
-        complete = _whole(attrs.get("complete", 0)) == 1
+        complete = _whole(attrs["complete"]) == 1
         state = "yes" if complete else f"no: {written} of {n} stimuli written, finish it with --resume"
-        writer = writer_of(path) if path.name.endswith(".partial") else None
-        if writer is not None:
-            state = f"no: being written by process {writer['pid']} since {writer.get('since', '?')}"
         lines.append(f"complete  {state} ({done}/{total} batches done)")
         lines.append(f"storage   {a['dtype']}, {a['compression']}, pool {a['pool']}")
     size = path.stat().st_size
