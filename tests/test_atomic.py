@@ -14,6 +14,7 @@ import xarray as xr
 
 from vision_rnn import atomic
 from vision_rnn.atomic import atomic_write, clean_stale, file_set, left_by_dead_run, temp_path
+from vision_rnn.errors import VRNNError
 from vision_rnn.report import REPORT_FILES
 
 from synthetic import settling_network, write_activations
@@ -226,3 +227,25 @@ def test_an_interrupted_analyze_leaves_the_old_report_whole(acts, tmp_path, sig)
     assert r.exit_code == 2 and "--overwrite" in r.stderr
     assert run("analyze", acts, "-o", report, "--overwrite").exit_code == 0
     assert set(snapshot(report)) == set(old) and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_a_full_disk_is_one_line_and_changes_nothing(acts, tmp_path, monkeypatch):
+    """ENOSPC while a report is written (here from the PNG writer) is the user's error: one line, no leftovers."""
+    import errno
+
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "keep.txt").write_text("x")
+    from matplotlib.figure import Figure
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    r = run("analyze", acts, "-o", report)
+    assert r.exit_code == 2 and "no space left on the device" in r.stderr and "nothing was changed" in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"] and [p.name for p in report.iterdir()] == ["keep.txt"]
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(VRNNError, match="no space left"):
+        atomic_write(tmp_path / "t.txt", lambda p: p.write_text("x"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]

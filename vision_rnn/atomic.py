@@ -18,6 +18,7 @@ Files and folders are created with the permissions the umask gives (as ``open`` 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -145,6 +146,16 @@ def clean_stale(folder) -> list[Path]:
 
 
 # -- one file ------------------------------------------------------------------------------------
+def _no_space(e: BaseException, target) -> BaseException:
+    """A full disk (or quota) while writing ``target`` as the user's error, one line; anything else as it is."""
+    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+        from .errors import VRNNError
+
+        return VRNNError(f"{target}: no space left on the device ({e.strerror}); nothing was changed: free "
+                         "space or write elsewhere, and run again")
+    return e
+
+
 def atomic_write(path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it to ``path``.
 
@@ -157,6 +168,11 @@ def atomic_write(path, write: Callable[[Path], object]) -> Path:
         write(tmp)
         _public(tmp)
         os.replace(tmp, path)
+    except OSError as e:
+        err = _no_space(e, path)
+        if err is e:
+            raise
+        raise err from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -211,17 +227,20 @@ def file_set(target, owns: Iterable[str] = ()):
     tmp.mkdir()
     try:
         yield tmp
-    except BaseException:
+        new = sorted(p.name for p in tmp.iterdir())
+        for name in new:
+            _public(tmp / name)
+        stale = [n for n in owned_files(target, owns) if n not in new]
+        record = tmp / (COMMIT + ".tmp")
+        record.write_text(json.dumps({"target": str(target.resolve()), "files": new, "remove": stale}))
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    new = sorted(p.name for p in tmp.iterdir())
-    for name in new:
-        _public(tmp / name)
-    stale = [n for n in owned_files(target, owns) if n not in new]
-    record = tmp / (COMMIT + ".tmp")
-    record.write_text(json.dumps({"target": str(target.resolve()), "files": new, "remove": stale}))
+        err = _no_space(e, target)
+        if err is e:
+            raise
+        raise err from None
     os.replace(record, tmp / COMMIT)                # from here on the set is moved in, even by a later run
-    _move_in(tmp)
+    _move_in(tmp)                                   # renames only: needs no space
 
 
 def _move_in(tmp: Path) -> None:
