@@ -123,6 +123,33 @@ def test_brainio_assembly_end_to_end(k92, tmp_path):
     assert late.max() > 0.6
 
 
+def test_min_reliability_reaches_encoding_csv(k92, tmp_path):
+    rec_path = neural.save_recording(k92["rec"], tmp_path / "rec.nc")
+    out = tmp_path / "report"
+    r = run("compare", k92["acts"], rec_path, "-o", out, "--bootstrap", "0", "--layers", "it", "--encoding",
+            "--min-reliability", "0.6")
+    assert r.exit_code == 0, r.output
+    enc = pd.read_csv(out / "encoding.csv")
+    assert (enc["min_reliability"] == 0.6).all() and (enc["min_reliable_share"] == 0.25).all()
+    assert (enc["n_reliable"] + enc["n_unreliable"] == enc["n_neuroids"]).all()
+    with xr.open_datatree(out / "encoding.nc") as nc:
+        it = nc["IT"].to_dataset().load()
+    assert it.attrs["min_reliability"] == 0.6
+    # n_reliable per bin counts the neuroids whose split-half reliability reaches 0.6, and only they
+    # enter the median of the noise-corrected score
+    reliable = it["reliability"].values >= 0.6
+    rows = enc.query("target == 'IT' and step == 3").sort_values("time_ms")
+    np.testing.assert_array_equal(rows["n_reliable"], reliable.sum(axis=1))
+    assert 0 < reliable.sum() < reliable.size                    # the threshold splits this recording
+    corrected = it["r_corrected"].sel(layer="it", step=3).values
+    for (_, row), ok, c in zip(rows.iterrows(), reliable, corrected):
+        if ok.sum() >= max(1, 0.25 * ok.size):                  # the median needs a quarter of the neuroids
+            assert row["median_r_corrected"] == pytest.approx(np.median(c[ok]))
+        else:
+            assert np.isnan(row["median_r_corrected"])
+    assert json.loads((out / "summary.json").read_text())["settings"]["min_reliability"] == 0.6
+
+
 def test_mapping_file_selects_the_mapped_cells(k92, tmp_path):
     from vision_rnn.analysis import TimeMapping
 
@@ -213,6 +240,8 @@ def test_id_map_matches_renamed_stimuli(k92, tmp_path):
     (["--mapping", "missing.json"], "missing.json does not exist"),
     (["--mapping", "fit"], "--mapping fit needs a time-resolved recording"),
     (["--encoding"], "--encoding needs a recording with neuroids"),
+    (["--encoding", "--min-reliability", "1.5"], "--min-reliability 1.5: must be a number in (0, 1]"),
+    (["--min-reliability", "0.5"], "--min-reliability applies to the encoding scores: add --encoding"),
 ])
 def test_bad_options_exit_2(k92, tmp_path, extra, message):
     r = run("compare", k92["acts"], f"kriegeskorte92:{K92}", "-o", tmp_path / "report", "--bootstrap", "0", *extra)

@@ -54,7 +54,8 @@ def test_noise_corrected_score_approaches_one():
 
 def test_more_noise_lowers_raw_r_but_not_the_corrected_score():
     low = encode(*planted(noise=0.5)[:2])
-    high = encode(*planted(noise=2.0)[:2])
+    high = encode(*planted(noise=2.0)[:2], min_reliability=0.05)     # every neuroid corrected, none left out
+    assert not high["unreliable"].values.any()
     med = lambda ds, v: float(np.median([ds[v].isel(step=j, time=j).values for j in range(3)]))
     assert med(high, "r") < med(low, "r") - 0.2
     assert abs(med(high, "r_corrected") - 1) < 0.1 and abs(med(low, "r_corrected") - 1) < 0.05
@@ -66,7 +67,7 @@ def test_unreliable_neuroids_are_reported_not_divided_by():
     rel = ds["reliability"].values
     bad = ds["unreliable"].values
     assert bad.sum() > 0 and ds.attrs["n_unreliable"] == int(bad.sum())
-    np.testing.assert_array_equal(bad, ~(rel > 0))
+    np.testing.assert_array_equal(bad, ~(rel >= 0.3))                 # the default threshold
     assert bad[:, :30].sum() == 0                                # the planted neuroids are all reliable
     assert np.isnan(ds["r_corrected"].values[:, bad]).all()
     ok = ~bad
@@ -152,3 +153,54 @@ def test_encoding_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
+
+
+def graded(n=300, reps=4, seed=5):
+    """Three bins, 30 neuroids whose reliability is known by construction.
+
+    Bin 0 is pure trial noise for every neuroid (before any response); in bins 1 and 2, ten
+    neuroids carry a strong signal (reliability of the mean about 4 / (4 + 1/4) = 0.94), ten a weak
+    one (0.25 / (0.25 + 1/4) = 0.5) and ten none. The model's unit 0 is each bin's latent signal."""
+    rng = np.random.default_rng(seed)
+    latent = rng.normal(size=(n, 3))
+    latent[:, 0] = 0.0
+    scale = np.repeat([2.0, 0.5, 0.0], 10)
+    signal = latent[:, :, None] * scale                          # (stimulus, bin, neuroid)
+    y = signal[:, None] + rng.normal(size=(n, reps, 3, 30))
+    x = np.concatenate([latent[..., None], rng.normal(size=(n, 3, 4))], axis=2)
+    model = xr.DataArray(x, dims=("stimulus", "time", "unit"), name="it",
+                         coords={"stimulus": np.arange(n), "time": [0, 1, 2]})
+    rec = xr.DataArray(y, dims=("stimulus", "repetition", "time", "neuroid"),
+                       coords={"stimulus": np.arange(n), "time": [-5.0, 105.0, 115.0],
+                               "neuroid": [f"n{i}" for i in range(30)]})
+    return model, rec
+
+
+def test_min_reliability_masks_exactly_the_neuroid_bins_below_it():
+    model, rec = graded()
+    masks = {}
+    for t in (0.05, 0.3, 0.8, 1.0):
+        ds = encode(model, rec, min_reliability=t)
+        rel, bad = ds["reliability"].values, ds["unreliable"].values
+        np.testing.assert_array_equal(bad, ~(rel >= t))          # exactly the neuroid-bins below the threshold
+        assert np.isnan(ds["r_corrected"].values[:, bad]).all()
+        np.testing.assert_allclose(ds["r_corrected"].values[:, ~bad], ds["r"].values[:, ~bad] / np.sqrt(rel[~bad]))
+        assert ds.attrs["min_reliability"] == t and ds.attrs["n_unreliable"] == int(bad.sum())
+        assert f"below {t:g}" in ds.attrs["noise_correction"]
+        masks[t] = bad
+    # the reliabilities the generator implies (at 300 stimuli the estimates lie 0.07 or more from the
+    # thresholds): noise everywhere in bin 0, strong / weak / none in bins 1-2
+    assert masks[0.3][0].all()                                   # the pre-response bin: no neuroid left
+    assert not masks[0.3][1:, :20].any() and masks[0.3][1:, 20:].all()
+    assert not masks[0.8][1:, :10].any() and masks[0.8][1:, 10:20].all()
+    assert masks[1.0].all()
+    # a higher threshold never unmasks a neuroid-bin
+    for lo, hi in zip(sorted(masks), sorted(masks)[1:]):
+        assert not (masks[lo] & ~masks[hi]).any(), (lo, hi)
+
+
+@pytest.mark.parametrize("value", [0, -0.2, 1.5, float("nan"), "high"])
+def test_min_reliability_outside_0_1_is_refused(value):
+    model, rec = graded(n=40)
+    with pytest.raises(VRNNError, match=r"`min_reliability=.*`: must be a number in \(0, 1\]"):
+        encode(model, rec, min_reliability=value)

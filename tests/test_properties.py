@@ -373,3 +373,34 @@ def test_activation_files_with_random_attributes_or_truncated(acts_bytes, change
             np.testing.assert_array_equal(tree["logits"].values, reference["logits"].values[:n])
             np.testing.assert_array_equal(vrnn.layer(tree, "gap").values, vrnn.layer(reference, "gap").values[:n])
         assert not store.is_open(path)
+
+
+# -- figures and reported medians -------------------------------------------------------------
+@given(st.integers(1, 10_000), st.data())
+def test_wilson_interval_holds_the_observed_proportion(n, data):
+    from vision_rnn.plotting import wilson_interval
+
+    k = data.draw(st.integers(0, n))
+    low, high = wilson_interval(k / n, n)
+    assert 0.0 <= low <= k / n + 1e-12 and k / n - 1e-12 <= high <= 1.0
+    assert high - low > 0
+
+
+@given(st.integers(1, 12), st.integers(1, 4), st.floats(0.01, 1.0), st.data())
+def test_median_score_uses_only_reliable_neuroids_and_enough_of_them(n_neuroids, n_time, share, data):
+    from vision_rnn.analysis.encoding import median_score
+
+    r = np.array(data.draw(st.lists(st.floats(-1, 1), min_size=n_time * n_neuroids,
+                                    max_size=n_time * n_neuroids))).reshape(1, n_time, n_neuroids)
+    bad = np.array(data.draw(st.lists(st.booleans(), min_size=n_time * n_neuroids,
+                                      max_size=n_time * n_neuroids))).reshape(n_time, n_neuroids)
+    ds = xr.Dataset({"r": (("step", "time", "neuroid"), r),
+                     "r_corrected": (("step", "time", "neuroid"), np.where(bad, np.nan, r)),
+                     "unreliable": (("time", "neuroid"), bad)})
+    med = median_score(ds, min_reliable_share=share).values[0]
+    for t in range(n_time):
+        ok = ~bad[t]
+        if ok.sum() >= max(1, share * n_neuroids):
+            assert med[t] == pytest.approx(np.median(r[0, t, ok]))
+        else:
+            assert np.isnan(med[t])

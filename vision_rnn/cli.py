@@ -29,7 +29,7 @@ FLAGS = {
     "id_map": "--id-map", "encoding": "--encoding", "shared_only": "--shared-only", "data": "--data",
     "epochs": "--epochs", "lr": "--lr", "augment": "--augment", "workers": "--workers",
     "step_weights": "--step-weights", "split_seed": "--split-seed", "num_classes": "--num-classes",
-    "max_batches": "--max-batches",
+    "max_batches": "--max-batches", "min_reliability": "--min-reliability",
 }
 _ARG = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
@@ -395,13 +395,16 @@ def demo_cmd(weights, out, limit, overwrite, quiet):
               help="CSV with a header and two columns (activation id, recording id) for stimuli named differently.")
 @click.option("--encoding", is_flag=True,
               help="Also fit cross-validated ridge encoding models (recordings with neuroids).")
+@click.option("--min-reliability", type=float, default=0.3, show_default=True,
+              help="Split-half reliability in (0, 1] below which a neuroid at a bin gets no noise-corrected "
+                   "encoding score (with --encoding).")
 @click.option("--shared-only", is_flag=True, help="Compare on the shared stimuli when the two sets differ.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the encoding folds.")
 @click.option("--overwrite", is_flag=True, help="Replace the comparison report of an earlier run in the folder.")
 @quiet_option
 @user_errors
 def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
-                shared_only, seed, overwrite, quiet):
+                min_reliability, shared_only, seed, overwrite, quiet):
     """Compare every layer at every step of ACTS with RECORDING: RDM similarity over time.
 
     RECORDING is a netCDF recording (vision_rnn.neural.save_recording), a BrainIO
@@ -419,10 +422,14 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
     from .compare import run_comparison
     from .compare_report import check_out
 
+    given = click.get_current_context().get_parameter_source("min_reliability")
+    if not encoding and given is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--min-reliability applies to the encoding scores: add --encoding, or leave it out")
     out_path = check_out(out, overwrite)
     c = run_comparison(acts, recording, layers=csv_list(layers), rdm_method=rdm_method, method=method,
                        n_bootstrap=n_bootstrap, mapping=mapping, id_map=id_map, encoding=encoding,
-                       shared_only=shared_only, seed=seed, progress=show_progress(quiet))
+                       min_reliability=min_reliability, shared_only=shared_only, seed=seed,
+                       progress=show_progress(quiet))
     from .compare_report import best_lines
 
     c.write(out_path, overwrite=overwrite)

@@ -264,7 +264,8 @@ class Comparison:
 
 def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlation", method: str = "spearman",
                    n_bootstrap: int = 1000, mapping="default", id_map=None, encoding: bool = False,
-                   shared_only: bool = False, seed: int = 0, progress: bool = False) -> Comparison:
+                   min_reliability: float = 0.3, shared_only: bool = False, seed: int = 0,
+                   progress: bool = False) -> Comparison:
     """Compare every layer at every step of ``acts`` with every bin of ``recording``.
 
     ``acts``: an activation file or DataTree; ``recording``: see the module docstring (or a
@@ -272,7 +273,9 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
     samples of the stimuli give 95% percentile intervals (0: none). ``mapping``:
     ``"default"``, ``"fit"`` (:func:`~vision_rnn.analysis.timeaxis.fit_time_mapping` on the
     regions named after layers), a JSON file or a TimeMapping. ``encoding=True`` adds
-    :func:`~vision_rnn.analysis.encoding.encode` for every layer and target with neuroids.
+    :func:`~vision_rnn.analysis.encoding.encode` for every layer and target with neuroids;
+    ``min_reliability`` is its threshold on the split-half reliability of a neuroid at a bin
+    below which the noise-corrected score is NaN (in (0, 1]).
     Refuses (:class:`CompareError`) inputs that share no stimuli, or only some of them
     unless ``shared_only``.
     """
@@ -282,8 +285,13 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
         raise CompareError(f"`method={method}`: not one of {', '.join(COMPARE_METHODS)}")
     if n_bootstrap < 0:
         raise CompareError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or more")
+    if encoding:
+        from .analysis.encoding import check_min_reliability
+
+        min_reliability = check_min_reliability(min_reliability)     # refused before any work
     opts = dict(rdm_method=rdm_method, method=method, n_bootstrap=n_bootstrap, mapping=mapping,
-                id_map=id_map, encoding=encoding, shared_only=shared_only, seed=seed, progress=progress)
+                id_map=id_map, encoding=encoding, min_reliability=min_reliability, shared_only=shared_only,
+                seed=seed, progress=progress)
     if isinstance(acts, xr.DataTree):
         return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
     tree = open_activations(acts)
@@ -295,7 +303,7 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
 
 
 def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap, mapping, id_map, encoding,
-         shared_only, seed, progress) -> Comparison:
+         min_reliability, shared_only, seed, progress) -> Comparison:
     from tqdm.auto import tqdm
 
     from .analysis import rsa
@@ -353,14 +361,17 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
                     "n_stimuli": int(m.n_matched), "subjects": int(target.subjects),
                     "value": "mean over subjects of the similarity with each subject's RDM" if target.subjects
                     else "similarity of the model RDM with the recording RDM"}
+        if "mapped" in ds:
+            ds.attrs["time_mapping"] = mapping_obj.to_json()     # which layers it places, for the figures
         results[target.name] = ds
         if encoding and target.responses is not None:
-            encoded[target.name] = _encode_target(tree, layers, m, target, ids, seed, bar)
+            encoded[target.name] = _encode_target(tree, layers, m, target, ids, seed, min_reliability, bar)
     bar.close()
     settings = {"acts": acts_name, "recording": source.spec, "layers": layers, "rdm": rdm_method, "method": method,
                 "n_bootstrap": int(n_bootstrap), "seed": int(seed), "shared_only": bool(shared_only),
                 "mapping": str(mapping) if isinstance(mapping, (str, os.PathLike)) else "object",
                 "stimulus_match": str(m),
+                **({"min_reliability": float(min_reliability)} if encoding else {}),
                 "n_matched": int(m.n_matched), "matched_by": dict(m.by), "model": str(tree.attrs.get("model", "")),
                 "weights": str(tree.attrs.get("weights", ""))}
     return Comparison(results, {t.name: t for t in source.targets}, mapping_obj, fit, encoded, settings)
@@ -399,7 +410,7 @@ def source_subset(source: Source, index) -> Source:
     return Source(source.spec, [source.ids[j] for j in index], source.targets, rec, source.rdm_method)
 
 
-def _encode_target(tree, layers, m, target: Target, ids, seed, bar) -> xr.Dataset:
+def _encode_target(tree, layers, m, target: Target, ids, seed, min_reliability, bar) -> xr.Dataset:
     from .analysis.encoding import encode
     from .store import layer
 
@@ -408,7 +419,8 @@ def _encode_target(tree, layers, m, target: Target, ids, seed, bar) -> xr.Datase
         resp = resp.rename({"layer": "recording_layer"})
     parts = []
     for l in layers:
-        parts.append(encode(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), resp, seed=seed))
+        parts.append(encode(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), resp, seed=seed,
+                            min_reliability=min_reliability))
         bar.update()
     per_layer = [v for v in ("r", "alpha", "r_corrected") if v in parts[0]]
     ds = xr.concat(parts, dim=xr.DataArray(layers, dims="layer", name="layer"), data_vars=per_layer,

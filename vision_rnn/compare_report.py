@@ -8,12 +8,15 @@ new one; other files in ``out`` stay. Files:
   ``ci_low``/``ci_high`` (bootstrap percentile interval), the noise ceiling where the
   target has subjects, ``mapped`` (1 if the time mapping makes the step active in the bin);
 - ``cross_temporal.nc``: one netCDF group per target with ``value``, ``low``, ``high``
-  (layer, step, time), ``ceiling_lower``/``ceiling_upper`` (time) and ``mapped``;
+  (layer, step, time), ``ceiling_lower``/``ceiling_upper`` (time) and ``mapped`` (with the
+  TimeMapping as JSON in the attribute ``time_mapping``);
 - ``cross_temporal_<target>.png``, ``steps_<target>.png`` and, for time-resolved
   targets, ``ms_<target>.png`` (curves over recording time at the mapped step);
 - ``mapping.json`` for time-resolved targets (the TimeMapping; with ``--mapping fit``
-  also its intervals); ``encoding.nc``, ``encoding.csv`` and ``encoding_<target>.png``
-  with ``--encoding``; ``summary.json`` (settings, stimulus match, best cell per layer).
+  also its intervals); ``encoding.nc``, ``encoding.csv`` (median scores per layer, step and
+  bin; ``min_reliability``, ``n_reliable``/``n_unreliable`` neuroids per bin) and
+  ``encoding_<target>.png`` with ``--encoding``; ``summary.json`` (settings, stimulus
+  match, best cell per layer).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from .analysis.encoding import MIN_RELIABLE_SHARE, median_score
 from .atomic import check_set_folder, file_set
 from .errors import VRNNError
 from .report import jsonable
@@ -96,24 +100,35 @@ def table(comparison):
 
 
 def encoding_table(comparison):
-    """Median encoding scores over neuroids, one row per (target, layer, step, recording bin)."""
+    """Median encoding scores over neuroids, one row per (target, layer, step, recording bin).
+
+    ``median_r`` is over every neuroid; ``median_r_corrected`` over the reliable ones only
+    (``n_reliable`` of them at that bin, split-half reliability at least ``min_reliability``;
+    NaN where fewer than ``min_reliable_share`` of the neuroids are reliable, see
+    :func:`vision_rnn.analysis.encoding.median_score`). Without repetitions the reliability
+    columns are empty."""
     import pandas as pd
 
     frames = []
     for name, ds in comparison.encoding.items():
         has_corr = "r_corrected" in ds
-        with warnings.catch_warnings():                  # all-NaN slices (unreliable bins) give NaN
+        reliable = ~ds["unreliable"].astype(bool) if has_corr else None
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med = ds["r"].median("neuroid").transpose("layer", "step", "time")
-            medc = ds["r_corrected"].median("neuroid").transpose("layer", "step", "time") if has_corr else None
+        medc = median_score(ds).transpose("layer", "step", "time") if has_corr else None
         n_l, n_s, n_t = med.shape
+        per_bin = lambda v: np.tile(np.asarray(v), n_l * n_s)
         df = pd.DataFrame({"target": name, "layer": np.repeat(ds["layer"].values, n_s * n_t),
                            "step": np.tile(np.repeat(ds["step"].values, n_t), n_l),
                            "time_ms": np.tile(ds["time"].values, n_l * n_s),
                            "median_r": med.values.ravel(),
                            "median_r_corrected": medc.values.ravel() if has_corr else np.nan,
                            "n_neuroids": ds.sizes["neuroid"],
-                           "n_unreliable": (np.tile(ds["unreliable"].sum("neuroid").values, n_l * n_s)
+                           "min_reliability": ds.attrs.get("min_reliability", np.nan) if has_corr else np.nan,
+                           "min_reliable_share": MIN_RELIABLE_SHARE if has_corr else np.nan,
+                           "n_reliable": per_bin(reliable.sum("neuroid").values) if has_corr else pd.NA,
+                           "n_unreliable": (per_bin(ds["unreliable"].sum("neuroid").values)
                                             if has_corr else pd.NA)})
         frames.append(df)
     return pd.concat(frames, ignore_index=True) if frames else None

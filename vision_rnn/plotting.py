@@ -14,12 +14,61 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["show", "plot_accuracy", "plot_dendrogram", "plot_drift", "plot_norm", "plot_peripherality",
+__all__ = ["show", "fit_titles", "pick_zone_pair", "wilson_interval", "plot_accuracy", "plot_dendrogram", "plot_drift", "plot_norm", "plot_peripherality",
            "plot_stability", "plot_zones"]
 
 STATUS_STYLE = {"correct": dict(color="#1f5fbf", marker="^", label="already in final zone (correct)"),
                 "not_yet": dict(color="#2a9d3a", marker="o", label="not yet in final zone (incorrect)")}
 CATEGORY_COLORS = ("#1f5fbf", "#7aa6e0", "#e07a1f", "#b33c3c")
+
+
+def fit_titles(fig, margin: float = 3.0):
+    """Wrap the figure's and the axes' titles at word boundaries until each lies inside the canvas.
+
+    Constrained layout makes room for titles vertically but never shortens one
+    that is wider than the figure; this measures every title as drawn (after
+    layout) and rewraps the lines that would be cut at the left or right edge.
+    Returns ``fig``. Every figure function of :mod:`vision_rnn.plotting` and
+    :mod:`vision_rnn.plotting_compare` ends with it.
+    """
+    import textwrap
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    titles = [getattr(fig, "_suptitle", None)]
+    for ax in fig.axes:
+        titles += [ax.title, getattr(ax, "_left_title", None), getattr(ax, "_right_title", None)]
+    titles = [t for t in titles if t is not None]
+    for _ in range(8):
+        fig.draw_without_rendering()
+        width = fig.bbox.width
+        changed = False
+        for t in titles:
+            if not t.get_visible() or not t.get_text().strip():
+                continue
+            box = t.get_window_extent(renderer)
+            if box.x0 >= margin and box.x1 <= width - margin:
+                continue
+            align = t.get_horizontalalignment()
+            if align == "left":
+                room = width - margin - box.x0
+            elif align == "right":
+                room = box.x1 - margin
+            else:
+                centre = (box.x0 + box.x1) / 2
+                room = 2 * (min(centre, width - centre) - margin)
+            lines = t.get_text().split("\n")
+            longest = max(len(line) for line in lines)
+            chars = max(8, min(longest - 1, int(longest * room / max(box.width, 1.0) * 0.97)))
+            t.set_text("\n".join(textwrap.fill(line, chars, break_on_hyphens=False) if len(line) > chars
+                                 else line for line in lines))
+            changed = True
+        if not changed:
+            break
+    return fig
 
 
 def _figure(width=6.4, height=4.2, ncols=1):
@@ -30,12 +79,26 @@ def _figure(width=6.4, height=4.2, ncols=1):
     return fig, axes
 
 
-def _who(ds) -> str:
+def _who(ds, categories=False) -> str:
+    """'<model>[, <weights> weights], layer <layer>'; with ``categories`` the readout that defines them."""
     model = ds.attrs.get("model") or "network"
     weights = ds.attrs.get("weights")
     layer = ds.attrs.get("layer", "")
     extra = f", {weights} weights" if weights and weights != "pretrained" and "/" not in weights else ""
+    if categories:
+        return f"{model}{extra}: categories from the network's readout ({ds.attrs.get('readout_layer', 'gap')})"
     return f"{model}{extra}, layer {layer}" if layer else f"{model}{extra}"
+
+
+def _fitted(ds) -> bool:
+    return str(ds.attrs.get("readout", "stored")) != "stored"
+
+
+def _legend_below(fig, ax, ncols=2, **kwargs):
+    """The axes' legend below the axes, outside the data (constrained layout makes room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=ncols, fontsize=8, frameon=False, **kwargs)
 
 
 def _steps(ax, times):
@@ -44,29 +107,75 @@ def _steps(ax, times):
     ax.grid(alpha=0.3)
 
 
+def wilson_interval(p, n: int, z: float = 1.96):
+    """Wilson score interval of binomial proportions ``p`` observed on ``n`` trials -> (low, high)."""
+    p = np.asarray(p, dtype=np.float64)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)      # 0 and 1 exactly at the ends
+
+
 def plot_accuracy(s):
-    """Accuracy (% of labelled stimuli) at every model step, with chance level."""
-    fig, ax = _figure()
+    """Accuracy at every model step with its 95% interval, on an axis scaled to the data; chance marked.
+
+    The network's own readout gives the accuracy and the stability categories (the
+    paper's definition). For a layer analysed with a fitted readout, that readout's
+    accuracy per step (the zones of the other figures) and its cross-validated
+    accuracy are drawn as separate curves.
+    """
+    fig, ax = _figure(6.4, 4.8)
     times = s["time"].values
+    n = int(s.attrs.get("n_labelled") or 0)
     acc = s["accuracy"].values * 100
-    ax.plot(times, acc, "o-", color="#1f5fbf", lw=2, label="accuracy")
-    k = s.attrs.get("n_classes")
-    if k:
-        ax.axhline(100 / k, color="grey", ls="--", lw=1, label=f"chance (1/{k})")
+    readout_layer = s.attrs.get("readout_layer", "gap")
+    fitted = "layer_accuracy" in s
+    label = f"network's readout ({readout_layer})" + (": defines the stability categories" if fitted else "")
+    ax.plot(times, acc, "o-", color="#1f5fbf", lw=2, label=label)
+    shown = [acc]
+    if n:
+        low, high = (100 * b for b in wilson_interval(s["accuracy"].values, n))
+        ax.fill_between(times, low, high, color="#1f5fbf", alpha=0.15, lw=0,
+                        label=f"95% binomial (Wilson) interval, n = {n}")
+        shown += [low, high]
+    if fitted:
+        layer = s.attrs.get("layer")
+        folds = s.attrs.get("fit_cv_folds")
+        ax.plot(times, s["layer_accuracy"].values * 100, "s-", color="#c2306b", lw=1.8, ms=5,
+                label=f"fitted {layer} readout (its zones in these figures)")
+        ax.plot(times, s["layer_cv_accuracy"].values * 100, "s--", color="#c2306b", lw=1.5, ms=5, mfc="white",
+                label=f"fitted {layer} readout, cross-validated" + (f" ({folds}-fold)" if folds else ""))
+        shown += [s["layer_accuracy"].values * 100, s["layer_cv_accuracy"].values * 100]
     best = int(np.nanargmax(acc))
     ax.plot(times[best], acc[best], "o", ms=12, mfc="none", mec="black",
             label=f"max {acc[best]:.1f}% at t = {times[best]}")
+    values = np.concatenate([np.ravel(v) for v in shown])
+    values = values[np.isfinite(values)]
+    lo, hi = (values.min(), values.max()) if values.size else (0.0, 100.0)
+    pad = max(0.12 * (hi - lo), 0.5)
+    bottom, top = max(-1.0, lo - pad), min(101.0, hi + pad)      # markers at 0% or 100% stay whole
+    ax.set_ylim(bottom, top)
+    k = s.attrs.get("n_classes")
+    if k:
+        chance = 100 / k
+        if bottom <= chance <= top:
+            ax.axhline(chance, color="grey", ls="--", lw=1, label=f"chance {chance:.3g}% (1/{k})")
+        else:
+            where = "below" if chance < bottom else "above"
+            ax.plot([], [], color="grey", ls="--", lw=1, label=f"chance {chance:.3g}% (1/{k}), {where} the axis")
     _steps(ax, times)
-    ax.set_ylabel("accuracy (% of labelled stimuli)")
-    ax.set_ylim(0, 105)
-    ax.legend(loc="lower right")
-    ax.set_title(f"Categorisation accuracy over steps\n{_who(s)}", fontsize=11)
-    return fig
+    ax.set_ylabel(f"accuracy (% of {n} labelled stimuli)" if n else "accuracy (% of labelled stimuli)")
+    _legend_below(fig, ax)
+    what = f"network readout {readout_layer} and fitted {s.attrs.get('layer')} readout" if fitted else \
+        f"layer {s.attrs.get('layer', readout_layer)}"
+    who = _who(s).rsplit(", layer ", 1)[0]
+    ax.set_title(f"Categorisation accuracy over steps\n{who}, {what}", fontsize=10)
+    return fit_titles(fig)
 
 
 def plot_stability(s):
     """Share of each stability category, and at which step stable-correct stimuli settle."""
-    fig, (a1, a2) = _figure(10, 4.2, ncols=2)
+    fig, (a1, a2) = _figure(10, 4.4, ncols=2)
     cats = [str(c) for c in s["category"].values]
     share = s["category_share"].values * 100
     counts = s["category_count"].values
@@ -77,7 +186,7 @@ def plot_stability(s):
     a1.set_xlabel("category of the prediction sequence")
     a1.set_ylabel("share of labelled stimuli (%)")
     a1.set_ylim(0, min(115, max(share) * 1.3 + 5))
-    a1.set_title("Stability of the prediction sequence", fontsize=11)
+    a1.set_title(f"Stability of the prediction sequence ({int(counts.sum())} labelled stimuli)", fontsize=11)
     ts = s["t_stable"].values
     cnt = s["t_stable_count"].values
     cutoff = int(s.attrs.get("settling_cutoff", len(ts)))
@@ -96,17 +205,18 @@ def plot_stability(s):
                              "< 1% of the t_stable = 0 count"), Patch(color="#b0b0b0", label="left out")],
               fontsize=8, loc="upper right")
     a2.set_title("When stable-correct stimuli settle", fontsize=11)
-    fig.suptitle(_who(s), fontsize=10)
-    return fig
+    fig.suptitle(_who(s, categories=True), fontsize=10)
+    return fit_titles(fig)
 
 
 def plot_drift(s):
     """Distance moved per step, per t_stable group: representations keep moving after settling."""
-    fig, ax = _figure()
+    fig, ax = _figure(7.2, 4.4)
     drift = s["drift"]
     times = s["time"].values
     groups = [t for t in drift["t_stable"].values if np.isfinite(drift.sel(t_stable=t).values).any()]
     cmap = __import__("matplotlib").colormaps["viridis"]
+    circles = False
     for i, t in enumerate(groups):
         y = drift.sel(t_stable=t).values[:-1]
         color = cmap(i / max(1, len(groups) - 1))
@@ -114,40 +224,66 @@ def plot_drift(s):
         ax.plot(times[1:], y, "-", lw=2, color=color, label=f"t_stable = {t} (n={n})")
         if t >= 1:
             ax.plot(t, y[t - 1], "o", ms=7, mfc="white", mec=color, mew=2)
+            circles = True
+    if circles:
+        ax.plot([], [], "o", ms=7, mfc="white", mec="black", mew=2, ls="none",
+                label="move into the step of settling")
     _steps(ax, times[1:])
     ax.set_xlabel("model step t (distance moved from step t-1)")
     ax.set_ylabel("||a(t) - a(t-1)||  (activation units)")
     if groups:
-        ax.legend(fontsize=8, title="stable-correct, settled at", title_fontsize=8)
-    ax.set_title(f"Representations keep moving after the prediction settles\n{_who(s)}  "
-                 "(circle: step of settling)", fontsize=10)
-    return fig
+        handles, labels = ax.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False,
+                   title="stable-correct stimuli\nsettled at", title_fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no t_stable group before the settling cutoff", transform=ax.transAxes,
+                ha="center", va="center", color="grey")
+    ax.set_title(f"Representations keep moving after the prediction settles\n{_who(s)}", fontsize=10)
+    return fit_titles(fig)
 
 
 def _status_plot(s, var, ylabel, title):
-    fig, ax = _figure()
+    fig, ax = _figure(6.8, 4.8)
     da = s[var]
     times = s["time"].values
     mean = s[f"{var}_mean"]
+    counts = s["status_count"] if "status_count" in s else None
+    biggest = max(1, int(counts.max())) if counts is not None else 1
     for status, style in STATUS_STYLE.items():
         y = da.sel(status=status).values
         ok = np.isfinite(y)
-        ax.plot(times[ok], y[ok], "-", lw=2, ms=8, marker=style["marker"], color=style["color"],
+        ax.plot(times[ok], y[ok], "-", lw=1.8, color=style["color"])
+        ax.plot([], [], "-", lw=1.8, color=style["color"], marker=style["marker"], ms=7,
                 label=f"{style['label']}; step mean {float(mean.sel(status=status)):.3g}")
+        if counts is None:
+            continue
+        n = counts.sel(status=status).values
+        for t, yy, nn in zip(times[ok], y[ok], n[ok]):
+            size = 4 + 8 * np.sqrt(nn / biggest)
+            ax.plot(t, yy, marker=style["marker"], ms=size, color=style["color"],
+                    mfc=style["color"] if nn >= 10 else "white", mew=1.5)
+            lift = size / 2 + 4
+            ax.annotate(str(int(nn)), (t, yy), textcoords="offset points", fontsize=7, color=style["color"],
+                        xytext=(0, lift if status == "correct" else -lift), ha="center",
+                        va="bottom" if status == "correct" else "top")
+    if counts is not None:
+        ax.plot([], [], "o", ms=6, mfc="white", mec="grey", mew=1.5, ls="none",
+                label="numbers: stimuli in the group at the step (marker area ~ n; open: n < 10)")
     cutoff = int(s.attrs.get("settling_cutoff", len(times)))
     if cutoff < len(times):
         ax.axvspan(cutoff - 0.5, times[-1] + 0.5, color="grey", alpha=0.12, lw=0,
                    label="not in the step mean (settling cutoff)")
     _steps(ax, times)
+    ax.margins(y=0.15)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    _legend_below(fig, ax, ncols=1)
     ax.set_title(f"{title}\nstable-correct stimuli, {_who(s)}", fontsize=10)
-    return fig
+    return fit_titles(fig)
 
 
 def plot_norm(s):
     """Mean L2 norm of stable-correct stimuli already in their final zone vs not yet, per step."""
-    return _status_plot(s, "norm", "mean L2 norm of the representation (activation units)",
+    return _status_plot(s, "norm", "mean L2 norm of the representation\n(activation units)",
                         "Norm: representations already correct vs not yet")
 
 
@@ -167,36 +303,48 @@ def _plane(si, sj, gii, gjj, gij):
     return x, y, n1
 
 
-def _pick_pair(m):
-    sc = (m["category"].values == "stable-correct") & (m["t_stable"].values > 0)
+def pick_zone_pair(m):
+    """The (eventual class i, starting zone j) pair of the zone figure -> (i, j, movers, pool).
+
+    Movers are labelled stimuli that start outside their class's zone (in the
+    layer's readout) and end in it. Stable-correct movers are preferred (``pool``
+    ``"stable-correct"``), then any labelled ones (``"labelled"``); the pair is the
+    most common (class, starting zone) among them. Without any mover (``pool`` None)
+    the two most common classes are returned with no movers.
+    """
     labels = m["label"].values
-    start = m["zone"].values[:, 0]
-    movers = sc & (start != labels)
-    if movers.any():
-        pairs, n = np.unique(np.stack([labels[movers], start[movers]], 1), axis=0, return_counts=True)
-        i, j = pairs[np.argmax(n)]
-        return int(i), int(j), movers & (labels == i) & (start == j)
+    zone = m["zone"].values
+    start, end = zone[:, 0], zone[:, -1]
+    moves = (labels >= 0) & (start != labels) & (end == labels)
+    sc = m["category"].values == "stable-correct"
+    for pool, name in ((moves & sc, "stable-correct"), (moves, "labelled")):
+        if pool.any():
+            pairs, n = np.unique(np.stack([labels[pool], start[pool]], 1), axis=0, return_counts=True)
+            i, j = pairs[np.argmax(n)]
+            return int(i), int(j), pool & (labels == i) & (start == j), name
     common = np.bincount(labels[labels >= 0]).argsort()[::-1]
     i, j = int(common[0]), int(common[1] if common.size > 1 else (common[0] + 1) % m.sizes["class"])
-    return i, j, np.zeros(labels.size, bool)
+    return i, j, np.zeros(labels.size, bool), None
 
 
 def plot_zones(m, n_max: int = 12):
     """Readout-zone trajectories in the plane of two classes' readout vectors.
 
     The plane is spanned by the readout vectors ``w_i`` and ``w_j`` of the most
-    common (eventual class i, starting zone j) pair among stable-correct stimuli
-    that start misclassified. x runs along ``w_i - w_j``, so the i-vs-j
+    common (eventual class i, starting zone j) pair among stimuli that start
+    outside their class's zone and end in it (stable-correct ones first; see
+    :func:`pick_zone_pair`). x runs along ``w_i - w_j``, so the i-vs-j
     boundary ``(w_i - w_j) . a + b_i - b_j = 0`` is exactly the vertical line:
     the plane shows the i-vs-j decision exactly (another class may still win
     elsewhere, and steps spent in a third class's zone are marked x). Up to
     ``n_max`` such stimuli are drawn as trajectories over the steps; grey
     points are the last-step positions of the other stimuli of classes i and j.
+    Without any such stimulus the figure says so and shows those positions only.
     """
     from matplotlib.collections import LineCollection
 
-    fig, ax = _figure(7, 5.4)
-    i, j, movers = _pick_pair(m)
+    fig, ax = _figure(7, 5.8)
+    i, j, movers, pool = pick_zone_pair(m)
     names = [str(c) for c in m["class"].values]
     w = m["readout_weight"].values
     b = m["readout_bias"].values
@@ -207,7 +355,7 @@ def plot_zones(m, n_max: int = 12):
     labels = m["label"].values
     rest = np.isin(labels, [i, j]) & ~movers
     ax.scatter(x[rest, -1], y[rest, -1], s=10, color="#9a9a9a", alpha=0.6, lw=0,
-               label=f"other '{names[i]}' / '{names[j]}' stimuli (last step)")
+               label=("other " if movers.any() else "") + f"'{names[i]}' / '{names[j]}' stimuli (last step)")
     show = np.flatnonzero(movers)[:n_max]
     cmap = __import__("matplotlib").colormaps["viridis"]
     n_t = x.shape[1]
@@ -234,25 +382,39 @@ def plot_zones(m, n_max: int = 12):
     ax.axvspan(boundary, hi, color="#2a9d3a", alpha=0.08, lw=0)
     ax.axvspan(lo, boundary, color="#b33c3c", alpha=0.08, lw=0)
     ax.axvline(boundary, color="black", lw=1.2, ls="--", label=f"'{names[i]}' vs '{names[j]}' boundary")
-    ax.text(0.98, 0.97, f"zone '{names[i]}'\n(correct)", transform=ax.transAxes, ha="right", va="top",
-            color="#2a9d3a", fontsize=10, weight="bold")
-    ax.text(0.02, 0.97, f"zone '{names[j]}'\n(start)", transform=ax.transAxes, ha="left", va="top",
-            color="#b33c3c", fontsize=10, weight="bold")
-    ax.plot([], [], "o", ms=8, mfc="none", mec="black", label="step 0 of a trajectory")
-    sm = __import__("matplotlib").cm.ScalarMappable(cmap=cmap)
-    sm.set_clim(0, n_t - 1)
-    fig.colorbar(sm, ax=ax, label="model step t", ticks=range(n_t))
+    ax.set_title(f"zone '{names[j]}'" + (" (start)" if show.size else ""), loc="left", color="#b33c3c",
+                 fontsize=10, weight="bold")
+    ax.set_title(f"zone '{names[i]}'" + (" (correct)" if show.size else ""), loc="right", color="#2a9d3a",
+                 fontsize=10, weight="bold")
+    if show.size:
+        ax.plot([], [], "o", ms=8, mfc="none", mec="black", ls="none", label="step 0 of a trajectory")
+        sm = __import__("matplotlib").cm.ScalarMappable(cmap=cmap)
+        sm.set_clim(0, n_t - 1)
+        fig.colorbar(sm, ax=ax, label="model step t", ticks=range(n_t))
     ax.set_xlabel(f"along w['{names[i]}'] - w['{names[j]}']  (activation units)")
     ax.set_ylabel("orthogonal direction in the plane (activation units)")
-    ax.legend(fontsize=8, loc="best", framealpha=0.9)
-    n_movers = int(movers.sum())
-    ax.set_title(f"{len(show)} of {n_movers} '{names[i]}' stimuli that start in the '{names[j]}' zone "
-                 f"move into their own\n{_who(m)}", fontsize=10)
-    return fig
+    _legend_below(fig, ax)
+    readout = "fitted readout" if _fitted(m) else "readout"
+    if pool is None:
+        what = (f"No labelled stimulus starts outside its class's zone and ends in it ({readout} of layer "
+                f"{m.attrs.get('layer', '')}): last-step positions of '{names[i]}' and '{names[j]}'")
+    else:
+        which = "stable-correct " if pool == "stable-correct" else ""
+        what = (f"{len(show)} of {int(movers.sum())} {which}'{names[i]}' stimuli start in the '{names[j]}' zone "
+                f"and move into their own")
+        if pool == "labelled":
+            what += " (no stable-correct stimulus does)"
+    fig.suptitle(f"{what}\n{_who(m)}", fontsize=10)
+    return fit_titles(fig)
 
 
-def plot_dendrogram(weight, classes=None):
-    """Ward dendrogram of the class readout vectors, distance (1 - cos) / 2."""
+def plot_dendrogram(weight, classes=None, *, source=None):
+    """Ward dendrogram of the class readout vectors, distance (1 - cos) / 2.
+
+    ``source`` (the Dataset of :func:`~vision_rnn.analysis.readout_measures`, or
+    any Dataset with ``model``, ``layer`` and ``readout`` attributes) names the
+    network, the layer and the readout in the title.
+    """
     from scipy.cluster.hierarchy import dendrogram
 
     from .analysis.readout import readout_dendrogram
@@ -260,12 +422,19 @@ def plot_dendrogram(weight, classes=None):
     d = readout_dendrogram(weight)
     names = [str(c) for c in (classes if classes is not None else d["class"].values)]
     k = len(names)
-    fig, ax = _figure(max(6.4, 0.28 * k), 4.4)
+    fig, ax = _figure(max(6.4, 0.28 * k), 4.6)
     dendrogram(d["linkage"].values, labels=names, ax=ax, leaf_rotation=90, color_threshold=None)
     ax.set_ylabel("Ward linkage height\n(on (1 - cos) / 2 between readout vectors)")
     ax.set_xlabel("class")
-    ax.set_title(f"Similarity of the classes' readout vectors ({k} classes)", fontsize=11)
-    return fig
+    title = f"Similarity of the classes' readout vectors ({k} classes)"
+    if source is not None:
+        readout = str(source.attrs.get("readout", "stored"))
+        layer = source.attrs.get("layer", "")
+        how = (f"the network's readout of layer {layer}" if readout == "stored"
+               else "readout " + readout.replace("fitted", f"fitted to layer {layer}", 1))
+        title += f"\n{_who(source).rsplit(', layer ', 1)[0]}: {how}"
+    ax.set_title(title, fontsize=10)
+    return fit_titles(fig)
 
 
 def show(fig) -> None:

@@ -30,7 +30,7 @@ def _figures(s, m):
     makers = {"accuracy": lambda: p.plot_accuracy(s), "stability": lambda: p.plot_stability(s),
               "drift": lambda: p.plot_drift(s), "norm": lambda: p.plot_norm(s),
               "peripherality": lambda: p.plot_peripherality(s), "zones": lambda: p.plot_zones(m),
-              "dendrogram": lambda: p.plot_dendrogram(m["readout_weight"])}
+              "dendrogram": lambda: p.plot_dendrogram(m["readout_weight"], source=m)}
     return makers
 
 
@@ -59,6 +59,22 @@ def _fmt(x, digits=3):
     return "-" if not math.isfinite(x) else f"{x:.{digits}g}"
 
 
+def _pct(x) -> str:
+    x = float(x)
+    return "-" if not math.isfinite(x) else f"{100 * x:.1f}"
+
+
+def _readout_sentence(s) -> str:
+    a = s.attrs
+    own = a.get("readout_layer", "gap")
+    text = (f"Accuracy and the stability categories come from the network's own readout ({own}), the "
+            "paper's definition.")
+    if "layer_accuracy" in s:
+        text += (f" Readout zones, norm, peripherality and heading use layer {a.get('layer')} with a readout fitted "
+                 "to it (its accuracy on these stimuli, and cross-validated, in the rows above).")
+    return text
+
+
 def summary_markdown(s) -> str:
     """``summary.md``: accuracy per step, stability categories and the CCN23 table of one network."""
     a = s.attrs
@@ -70,8 +86,15 @@ def summary_markdown(s) -> str:
              "t_stable = 0).", "", "## Accuracy per step (%)", "",
              "| step | " + " | ".join(str(t) for t in times) + " |",
              "|---|" + "---|" * len(times),
-             "| accuracy | " + " | ".join(f"{100 * x:.1f}" for x in s["accuracy"].values) + " |", "",
-             "## Stability of the prediction sequence", "", "| category | share (%) | count |", "|---|---|---|"]
+             f"| network readout ({a.get('readout_layer', 'gap')}) | " +
+             " | ".join(f"{100 * x:.1f}" for x in s["accuracy"].values) + " |"]
+    if "layer_accuracy" in s:
+        lines += [f"| fitted {a.get('layer')} readout | " +
+                  " | ".join(f"{100 * x:.1f}" for x in s["layer_accuracy"].values) + " |",
+                  f"| fitted {a.get('layer')} readout, cross-validated | " +
+                  " | ".join(_pct(x) for x in s["layer_cv_accuracy"].values) + " |"]
+    lines += ["", _readout_sentence(s), "",
+              "## Stability of the prediction sequence", "", "| category | share (%) | count |", "|---|---|---|"]
     for c, share, n in zip(s["category"].values, s["category_share"].values, s["category_count"].values):
         lines.append(f"| {c} | {100 * share:.1f} | {n} |")
     lines += ["", "Stable-correct stimuli by t_stable: " +
@@ -149,8 +172,14 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
 
 
 def accuracy_line(s) -> str:
-    """'accuracy per step (%): 12.0 15.5 ...' for printing."""
-    return "accuracy per step (%): " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
+    """'accuracy per step (%): 12.0 15.5 ...' for printing; with a fitted readout, one line more for it."""
+    line = "accuracy per step (%): " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
+    if "layer_accuracy" not in s:
+        return line
+    layer = s.attrs.get("layer")
+    return (f"{line}  (network readout {s.attrs.get('readout_layer', 'gap')})\n"
+            f"fitted {layer} readout, cross-validated accuracy per step (%): " +
+            " ".join(_pct(x) for x in s["layer_cv_accuracy"].values))
 
 
 def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, overwrite=False,

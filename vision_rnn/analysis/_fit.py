@@ -32,7 +32,7 @@ def _sample_rows(act, labels, max_bytes, seed):
     for lo, hi, ulo, uhi, block in blocks(act, stimuli=s):
         r0, r1 = np.searchsorted(s, lo), np.searchsorted(s, hi)
         x[r0:r1, ulo:uhi] = block[s[r0:r1] - lo, t[r0:r1]]
-    return x, labels[s], s, total
+    return x, labels[s], s, t, total
 
 
 def _folds(y, groups, cv, seed):
@@ -71,6 +71,8 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
     labelled (stimulus, time) rows drawn chunk by chunk from the file. Features
     are divided by their root mean square before fitting (and the weights by
     the same factor after), so ``Cs`` mean the same for every layer.
+    ``cv_accuracy`` is the mean over folds of the held-out accuracy of the chosen
+    ``C``; ``cv_accuracy_per_step`` pools each step's held-out rows over the folds.
 
     ``classes`` (names) sets the class axis, default ``0 .. max(label)``; a
     class with no labelled row gets an all-zero readout vector. Attributes
@@ -93,7 +95,7 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
     if cv < 2:
         raise AnalysisError(f"{func}: cv must be at least 2 (got {cv})")
     Cs = sorted(float(c) for c in Cs)
-    x, y, groups, total = _sample_rows(act, labels, max_bytes, seed)
+    x, y, groups, steps, total = _sample_rows(act, labels, max_bytes, seed)
     present = np.unique(y)
     if present.size < 2:
         raise AnalysisError(f"{func}: the labelled stimuli cover {present.size} class; a readout needs two")
@@ -112,6 +114,7 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
     from threadpoolctl import threadpool_limits
 
     scores = []
+    held = np.full((len(Cs), y.size), -1)        # each row's held-out prediction, per C
     # one BLAS thread: L-BFGS's many small products lose far more to thread start-up and
     # contention than the large ones gain
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
@@ -125,12 +128,17 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
                 model.set_params(C=c).fit(x, y, sample_weight=weight)
                 dec = x @ model.coef_.T                       # (rows, classes): small, no copy of x
                 pred = model.classes_[np.argmax(dec, axis=1) if dec.shape[1] > 1 else (dec[:, 0] > 0).astype(int)]
-                pred = pred[test]
-                fold.append(float(np.mean(pred == y[test])))
+                held[len(fold), test] = pred[test]
+                fold.append(float(np.mean(pred[test] == y[test])))
             scores.append(fold)
         scores = list(np.mean(scores, axis=0))
         best = int(np.argmax(scores))
         model = _logreg(Cs[best], max_iter).fit(x, y)
+    n_t = act.sizes["time"]
+    hits = np.bincount(steps, weights=(held[best] == y), minlength=n_t)
+    rows = np.bincount(steps, minlength=n_t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_step = np.where(rows > 0, hits / rows, np.nan)
     coef = np.asarray(model.coef_, dtype=np.float64)
     if coef.shape[0] == 1:                      # two classes: sklearn keeps one row (w1 - w0)
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
@@ -141,6 +149,7 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
         w, dims=("class", "feature"), coords={"class": names}, name="readout_weight",
         attrs={"fitted": 1, "method": "multinomial logistic regression, no intercept (scikit-learn lbfgs, L2)",
                "C": float(Cs[best]), "cv_accuracy": float(scores[best]), "cv_folds": int(cv),
+               "cv_accuracy_per_step": [float(a) for a in per_step],
                "n_rows": int(y.size), "n_rows_available": int(total), "n_stimuli": int(np.unique(groups).size),
                "absent_classes": [int(k) for k in sorted(set(range(n_classes)) - set(model.classes_))],
                "seed": int(seed), "layer": str(act.name) if act.name is not None else ""})

@@ -25,8 +25,11 @@ each time bin is the split-half correlation of its repetition-averaged
 responses over stimuli, Spearman-Brown corrected (``2 r / (1 + r)``), the
 median over ``n_splits`` random splits of the repetitions into two halves
 (:func:`split_half_reliability`). The noise-corrected score is
-``r / sqrt(reliability)``; where the reliability is <= 0 (or undefined) the
-neuroid is flagged in ``unreliable`` and its corrected score is NaN.
+``r / sqrt(reliability)``; where the reliability is below ``min_reliability``
+(default :data:`MIN_RELIABILITY`, 0.3) or undefined, the neuroid is flagged in
+``unreliable`` at that bin and its corrected score is NaN: dividing by a small
+reliability (e.g. in bins before the response starts) would inflate chance
+correlations.
 
 >>> import vision_rnn as vrnn                                            # doctest: +SKIP
 >>> from vision_rnn.analysis import encode                               # doctest: +SKIP
@@ -42,10 +45,13 @@ import xarray as xr
 from ..errors import AnalysisError
 from ._rsacore import one_blas_thread
 
-__all__ = ["encode", "split_half_reliability", "ENCODING_ALPHAS"]
+__all__ = ["encode", "median_score", "split_half_reliability", "ENCODING_ALPHAS", "MIN_RELIABILITY",
+           "MIN_RELIABLE_SHARE"]
 
 ENCODING_ALPHAS = np.logspace(-3, 7, 21)
 MIN_STIMULI = 10
+MIN_RELIABILITY = 0.3
+MIN_RELIABLE_SHARE = 0.25
 
 
 class EncodingError(AnalysisError):
@@ -104,7 +110,44 @@ def split_half_reliability(recording: xr.DataArray, n_splits: int = 100, seed: i
     return da if has_time else da.isel(time=0, drop=True)
 
 
+def median_score(scores: xr.Dataset, min_reliable_share: float = MIN_RELIABLE_SHARE) -> xr.DataArray:
+    """The median over neuroids of an :func:`encode` result, as reports and figures show it.
+
+    Without repetitions: the median held-out ``r`` over every neuroid. With them: the
+    median noise-corrected ``r_corrected`` over the neuroids that are reliable at the bin
+    (not ``unreliable``), NaN at bins where fewer than ``min_reliable_share`` of the
+    neuroids (and at least one) are: in a bin without signal (e.g. before stimulus onset)
+    a few neuroids pass any threshold by chance, and the median of those few means
+    nothing. The name says which score it is (``r`` or ``r_corrected``).
+    """
+    import warnings
+
+    if "r_corrected" not in scores:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return scores["r"].median("neuroid").rename("r")
+    reliable = ~scores["unreliable"].astype(bool)
+    n_reliable = reliable.sum("neuroid")
+    enough = (n_reliable >= max(1.0, min_reliable_share * scores.sizes["neuroid"]))
+    with warnings.catch_warnings():                      # all-NaN slices: no reliable neuroid
+        warnings.simplefilter("ignore", RuntimeWarning)
+        med = scores["r_corrected"].where(reliable).median("neuroid")
+    return med.where(enough).rename("r_corrected").assign_attrs(min_reliable_share=min_reliable_share)
+
+
 # -- encoding --------------------------------------------------------------------------------
+def check_min_reliability(value) -> float:
+    """``value`` as a float in (0, 1]; EncodingError naming ``min_reliability`` otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = np.nan
+    if not 0 < number <= 1:
+        raise EncodingError(f"`min_reliability={value}`: must be a number in (0, 1] (a split-half "
+                            "reliability, e.g. 0.3)")
+    return number
+
+
 def _reducer(reduce: str, n_features: int, max_features: int, n_components: int | None, n_train: int,
              seed: int):
     if n_features <= max_features:
@@ -149,7 +192,8 @@ def _matched(model: xr.DataArray, recording: xr.DataArray, id_map):
 
 def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPHAS, folds: int = 5,
            max_features: int = 1000, reduce: str = "pca", n_components: int | None = None,
-           n_splits: int = 100, seed: int = 0, id_map=None, progress: bool = False) -> xr.Dataset:
+           n_splits: int = 100, min_reliability: float = MIN_RELIABILITY, seed: int = 0, id_map=None,
+           progress: bool = False) -> xr.Dataset:
     """Cross-validated ridge encoding of every neuroid at every time bin from each model step.
 
     Parameters
@@ -163,12 +207,15 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
         reduced inside each fold, ``"pca"`` (fitted on the training stimuli) or ``"random"``
         (seeded Gaussian projection) to ``n_components`` (default ``max_features``) dimensions.
     n_splits : random repetition splits for :func:`split_half_reliability`.
+    min_reliability : in (0, 1]; a neuroid whose split-half reliability at a bin is below
+        it (or undefined) is flagged ``unreliable`` there and gets no noise-corrected score.
     id_map : stimulus id map (see :func:`vision_rnn.neural.match_stimuli`).
 
     Returns an ``xarray.Dataset`` over ``(step, time, neuroid)``: ``r`` (held-out Pearson r,
     mean over folds), ``alpha`` (geometric mean over folds of the chosen penalty),
-    and where repetitions exist ``reliability`` and ``unreliable`` (time, neuroid) and
-    ``r_corrected`` (``r / sqrt(reliability)``, NaN where unreliable). ``step`` carries the
+    and where repetitions exist ``reliability`` and ``unreliable`` (time, neuroid;
+    reliability below ``min_reliability`` or undefined) and ``r_corrected``
+    (``r / sqrt(reliability)``, NaN where unreliable). ``step`` carries the
     model's steps (and ``step_time_ms`` when the layer has ``time_ms``), ``time`` the
     recording's bins with their edges, ``neuroid`` its coordinates.
     """
@@ -177,6 +224,7 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
 
     if reduce not in ("pca", "random"):
         raise EncodingError(f"encode: reduce={reduce!r} is not 'pca' or 'random'")
+    min_reliability = check_min_reliability(min_reliability)
     for da, dims, what in ((model, ("stimulus", "time"), "model"), (recording, ("stimulus", "neuroid"), "recording")):
         missing = [d for d in dims if d not in da.dims]
         if missing:
@@ -226,12 +274,12 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
                 "stimulus_match": str(match), "score": "held-out Pearson r of ridge predictions, mean over folds"}
     if has_reps:
         rel = split_half_reliability(rec, n_splits=n_splits, seed=seed)
-        bad = ~(rel.values > 0)
+        bad = ~(rel.values >= min_reliability)
         corrected = np.where(bad[None], np.nan, r / np.sqrt(np.where(bad, 1.0, rel.values))[None])
         ds["reliability"] = (("time", "neuroid"), rel.values)
         ds["unreliable"] = (("time", "neuroid"), bad)
         ds["r_corrected"] = (dims, corrected)
-        ds.attrs.update(n_unreliable=int(bad.sum()), n_splits=int(n_splits),
+        ds.attrs.update(n_unreliable=int(bad.sum()), n_splits=int(n_splits), min_reliability=min_reliability,
                         noise_correction="r / sqrt(Spearman-Brown split-half reliability); NaN where "
-                                         "reliability <= 0")
+                                         f"the reliability is below {min_reliability:g} or undefined")
     return ds

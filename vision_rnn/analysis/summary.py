@@ -43,7 +43,10 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     Variables: ``prediction``, ``zone``, ``norm``, ``step`` (stimulus, time;
     ``step`` at t is the move to t+1, NaN at the last step), ``scores``
     (stimulus, time, class: ``w_k . a`` without bias), ``category``,
-    ``t_stable``, ``readout_weight``, ``readout_bias``.
+    ``t_stable``, ``readout_weight``, ``readout_bias``; with a fitted readout
+    also ``cv_accuracy`` (time), its cross-validated accuracy at each step.
+    ``prediction``, ``category`` and ``t_stable`` always come from the
+    network's own readout (the logits); ``zone`` from the layer's readout.
 
     >>> m = readout_measures("acts.nc", "v4")                          # doctest: +SKIP
     """
@@ -103,8 +106,10 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
          "readout_weight": (("class", "feature"), w), "readout_bias": ("class", b)},
         coords=dict(stab.coords, time=act["time"].values if "time" in act.coords else np.arange(act.sizes["time"]),
                     **{"class": class_names}))
-    fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "n_rows")} \
+    fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "cv_folds", "n_rows")} \
         if how != "stored" else {}
+    if how != "stored":
+        ds["cv_accuracy"] = ("time", np.asarray(weight.attrs["cv_accuracy_per_step"], dtype=np.float64))
     ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
                 "layer": layer, "readout_layer": readout_layer, "readout": how,
                 "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
@@ -128,8 +133,13 @@ def summarize(m):
     ``count``), ``t_stable_count (t_stable)`` of stable-correct stimuli,
     ``drift (t_stable, time)`` (groups of the 1 % rule, NaN elsewhere),
     ``norm`` and ``peripherality (status, time)`` with their step means
-    ``norm_mean`` and ``peripherality_mean (status)``, ``heading (target)`` and
-    ``heading_over_time (target, time)``.
+    ``norm_mean`` and ``peripherality_mean (status)`` and the stimuli in each
+    status at each step ``status_count (status, time)``, ``heading (target)``
+    and ``heading_over_time (target, time)``. ``accuracy`` and the stability
+    categories are those of the network's own readout (the paper's
+    definition); for a layer with a fitted readout, ``layer_accuracy (time)``
+    is that readout's accuracy on these stimuli (the zones of the figures) and
+    ``layer_cv_accuracy (time)`` its cross-validated accuracy.
 
     >>> s = summarize(readout_measures("acts.nc"))                     # doctest: +SKIP
     """
@@ -172,13 +182,19 @@ def summarize(m):
          "peripherality": status["peripherality"].drop_vars("count", errors="ignore"),
          "peripherality_mean": _step_mean(status["peripherality"].drop_vars("count", errors="ignore"), cutoff),
          "heading": _step_mean(head.drop_vars(["n_not_yet", "n_pairs"]), cutoff),
+         "status_count": (("status", "time"), status["norm"]["count"].values
+                          if "count" in status["norm"].coords else np.zeros((2, n_t), dtype=np.int64)),
          "heading_over_time": head.drop_vars(["n_not_yet", "n_pairs"])},
         coords={"time": times, "category": list(CATEGORIES), "category_count": ("category", counts),
                 "t_stable": np.arange(n_t), "status": list(STATUSES), "target": ["eventual", "others"]})
     units = {"accuracy": "fraction", "category_share": "fraction", "t_stable_count": "stimuli",
              "drift": "activation units", "norm": "activation units", "norm_mean": "activation units",
              "peripherality": "cosine", "peripherality_mean": "cosine", "heading": "cosine",
-             "heading_over_time": "cosine"}
+             "heading_over_time": "cosine", "status_count": "stimuli"}
+    if "cv_accuracy" in m:                     # a fitted readout: its own accuracy, beside the network's
+        out["layer_accuracy"] = ("time", (m["zone"] == m["label"]).mean("stimulus").values)
+        out["layer_cv_accuracy"] = ("time", m["cv_accuracy"].values)
+        units.update(layer_accuracy="fraction", layer_cv_accuracy="fraction")
     for name, unit in units.items():
         out[name].attrs = {"units": unit}
     out.attrs = dict(m.attrs, settling_cutoff=int(cutoff),
