@@ -13,8 +13,10 @@ def write_section(heading: str, text: str, path: Path = RESULTS) -> None:
     out, skip, done = [], False, False
     for line in old.splitlines(keepends=True):
         if line.rstrip() == heading.rstrip():
-            skip, done = True, True
-            out.append(text.rstrip("\n") + "\n\n")
+            skip = True
+            if not done:                           # the first such section is replaced, any later copy dropped
+                out.append(text.rstrip("\n") + "\n\n")
+            done = True
             continue
         if skip and line.startswith("## "):
             skip = False

@@ -1,19 +1,26 @@
-"""Extraction throughput and memory: does writing overlap with the forward pass?
+"""Extraction throughput and memory.
 
-On the tiny model and N generated stimuli (Fashion-MNIST images saved as PNG,
-flipped/shifted copies to reach N), time
+Three parts (``--part``, default all), each a section of RESULTS.md:
 
-  (a) the bare forward pass ``model.run`` over the decoded, prepared images;
-  (b) writing the same bytes with the same compression and chunking, one write
-      call per batch, in this process;
-  (c) ``vrnn.extract(..., out=...)`` from the image files;
+- ``overlap``: on the tiny model and N generated PNG stimuli (Fashion-MNIST images,
+  flipped/shifted copies to reach N), (a) the bare forward pass ``model.run`` over the
+  prepared images, (b) writing the same bytes with the same compression and chunking,
+  (c) ``vrnn.extract(..., out=...)`` from the files: t_extract / max(t_forward, t_write)
+  (target <= 1.15), and peak RSS for 500 and 2000 stimuli (target: within 15%).
+- ``input``: 300 natural JPEG photos (crops of scikit-learn's sample photos with colour
+  shifts, 400-640 px), ``--layers gap``: extraction / forward-only, where forward-only is
+  ``model.run`` on the already-prepared tensors with the same batch size, layers and
+  threads extraction gives the model; in one process after a warm-up, and for the
+  command line. Targets: <= 1.5 for the tiny ``lateral`` network (input-bound), <= 1.1
+  for ``ccn23-64/lateral`` (compute-bound).
+- ``resume``: what recording and checking each image file's size, mtime and hash costs
+  (stated for 1M files).
+- ``memory``: 64 photos of 4000x3000 (JPEG), default batch, tiny ``lateral``,
+  ``--layers gap``: the sum over every process of the run (main, writer, decoding
+  workers) of its peak PSS (psutil, sampled every 20 ms). Target <= 3 GiB.
 
-and report t_extract / max(t_forward, t_write) (target <= 1.15: the two
-overlap) next to t_forward + t_write (what a pipeline without overlap pays).
-Then peak RSS of ``vrnn extract`` for 500 and 2000 stimuli, each in a fresh
-process (target: within 15%).
-
-    python benchmarks/extract.py            # prints, and with --write updates RESULTS.md
+    python benchmarks/extract.py --write                 # all parts, updates RESULTS.md
+    python benchmarks/extract.py --part input --write
 """
 
 from __future__ import annotations
@@ -142,23 +149,117 @@ def peak_rss(n: int) -> dict:
     return dict(n=n, main_mib=int(out.split()[-1]) / 1024)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=1000)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--compression", default="zstd")
-    ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = ap.parse_args()
+def make_photos(folder: Path, n: int, size=None, quality: int = 90) -> Path:
+    """``n`` natural JPEG photos: seeded crops of scikit-learn's two sample photos (427 x 640) with
+    colour shifts, 400-640 px wide; with ``size`` (w, h) every photo is resized to it."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    photos = load_sample_images().images
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        im = photos[i % 2].astype(np.float32)
+        h, w = im.shape[:2]
+        cw = int(rng.integers(400, w + 1))
+        ch = min(h, int(cw * 0.75))
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = im[y:y + ch, x:x + cw] * rng.uniform(0.8, 1.2, 3) + rng.uniform(-20, 20, 3)
+        pic = Image.fromarray(np.clip(crop, 0, 255).astype(np.uint8))
+        if size is not None:
+            pic = pic.resize(size, Image.BICUBIC)
+        d = folder / ("china" if i % 2 == 0 else "flower")
+        d.mkdir(parents=True, exist_ok=True)
+        pic.save(d / f"{i:04d}.jpg", quality=quality)
+    return folder
+
+
+def bench_input(model_name: str, folder: Path, batch_size: int, repeats: int) -> dict:
+    """Extraction / forward-only for ``--layers gap`` on the photos of ``folder``."""
+    import torch
+
+    import vision_rnn as vrnn
+    from vision_rnn.extract import default_workers
+
+    model = vrnn.load_model(model_name, weights="random", seed=0)
+    stim = vrnn.load_stimuli(folder)
+    n = len(stim)
+    batches = [x for _, x in stim.batches(batch_size, model.input_size, model.mean, model.std)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))     # as extraction does
+
+    def forward():
+        with torch.inference_mode():
+            for x in batches:
+                model.run(x, layers=["gap"])
+
+    forward()
+    t_fwd = min(_timed(forward) for _ in range(repeats))
+    torch.set_num_threads(threads)
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-input-"))
+
+    def run():
+        out = tmp / "a.nc"
+        out.unlink(missing_ok=True)
+        vrnn.extract(model, stim, layers=["gap"], batch_size=batch_size, out=out).close()
+
+    run()                                             # warm-up
+    t_ext = min(_timed(run) for _ in range(repeats))
+    cmd = [sys.executable, "-m", "vision_rnn", "extract", "--model", model_name, "--weights", "random",
+           "--stimuli", str(folder), "--layers", "gap", "--batch-size", str(batch_size), "-q", "--overwrite",
+           "-o", str(tmp / "cli.nc")]
+    t_cli = min(_timed(lambda: subprocess.run(cmd, check=True, capture_output=True)) for _ in range(repeats))
+    return dict(model=model_name, n=n, batch_size=batch_size, workers=default_workers(),
+                model_threads=max(1, min(threads, (os.cpu_count() or 2) - 1)), t_forward=t_fwd,
+                t_extract=t_ext, ratio=t_ext / t_fwd, t_cli=t_cli, cli_ratio=t_cli / t_fwd)
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def bench_memory(folder: Path) -> dict:
+    """Sum over the processes of one `vrnn extract` run of their peak PSS."""
+    import psutil
+
+    out = folder.parent / "mem.nc"
+    out.unlink(missing_ok=True)
+    cmd = [sys.executable, "-m", "vision_rnn", "extract", "--model", "lateral", "--weights", "random",
+           "--stimuli", str(folder), "--layers", "gap", "-q", "-o", str(out)]
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd)
+    peak: dict = {}
+    while proc.poll() is None:
+        try:
+            procs = [proc] + proc.children(recursive=True)
+        except psutil.Error:
+            procs = [proc]
+        for p in procs:
+            try:
+                pss = p.memory_full_info().pss
+            except psutil.Error:
+                continue
+            key = (p.pid, p.create_time())
+            peak[key] = max(peak.get(key, 0), pss)
+        time.sleep(0.02)
+    if proc.returncode != 0:
+        raise SystemExit(f"vrnn extract failed ({proc.returncode})")
+    top = sorted(peak.values(), reverse=True)
+    return dict(n=len(list(folder.rglob("*.jpg"))), seconds=time.perf_counter() - t0, processes=len(peak),
+                sum_peak_pss_mib=sum(top) / 2**20, largest_mib=[v / 2**20 for v in top[:4]])
+
+
+def overlap_section(args) -> str:
     r = bench_overlap(args.n, args.batch_size, args.compression, args.repeats)
     print(json.dumps(r, indent=1))
     rss = [peak_rss(500), peak_rss(2000)]
     print(json.dumps(rss, indent=1))
     growth = rss[1]["main_mib"] / rss[0]["main_mib"] - 1
-    text = f"""## Extraction: overlap of compute and writing, memory
+    return f"""## Extraction: overlap of compute and writing, memory
 
-Command: `python benchmarks/extract.py --write` ({platform.machine()}, {os.cpu_count()} cores, CPU only;
-tiny `lateral` with random weights, {r['n']} PNG stimuli, batch {r['batch_size']}, all five layers,
+Command: `python benchmarks/extract.py --part overlap --write` ({platform.machine()}, {os.cpu_count()} cores,
+CPU only; tiny `lateral` with random weights, {r['n']} PNG stimuli, batch {r['batch_size']}, all five layers,
 float32, {r['compression']}; best of {args.repeats}).
 
 | measure | value |
@@ -186,11 +287,123 @@ interpreter with torch and the other imports holds about 500 MiB of it):
 
 **Growth of the peak from 500 to 2000 stimuli: {growth * 100:+.1f}%** (target: within 15%).
 """
-    print(text)
-    if args.write:
-        write_section("## Extraction", text)
 
 
+def input_section(args) -> str:
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-photos-"))
+    folder = make_photos(tmp / "photos", 300)
+    tiny = bench_input("lateral", folder, args.batch_size, args.repeats)
+    print(json.dumps(tiny, indent=1))
+    ccn = bench_input("ccn23-64/lateral", folder, args.batch_size, args.repeats)
+    print(json.dumps(ccn, indent=1))
+    rows = "\n".join(
+        f"| {r['model']} | {r['t_forward']:.2f} s | {r['t_extract']:.2f} s | **{r['ratio']:.2f}** (<= {target}) "
+        f"| {r['t_cli']:.2f} s ({r['cli_ratio']:.1f}x) |"
+        for r, target in ((tiny, 1.5), (ccn, 1.1)))
+    return f"""## Extraction: input pipeline
+
+Command: `python benchmarks/extract.py --part input --write` ({platform.machine()}, {os.cpu_count()} cores,
+CPU only). {tiny['n']} natural JPEG photos (crops of scikit-learn's sample photos, 400-640 px
+wide, colour-shifted), random weights, `--layers gap`, batch {tiny['batch_size']}, default
+workers ({tiny['workers']} decoding process(es)), the model on {tiny['model_threads']} thread(s) (all cores
+but the writer's); best of {args.repeats} after a warm-up, in one process.
+Forward-only is `model.run` on the already-prepared tensors with the same batch size,
+layers and threads.
+
+| model | forward-only | `vrnn.extract` | ratio (target) | `vrnn extract` command (incl. start-up) |
+| --- | --- | --- | --- | --- |
+{rows}
+
+The command line pays the interpreter, torch and the model's start-up once per run
+(no torchvision import on the extraction path).
+"""
+
+
+def memory_section(args) -> str:
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-big-"))
+    folder = make_photos(tmp / "big", 64, size=(4000, 3000))
+    r = bench_memory(folder)
+    print(json.dumps(r, indent=1))
+    return f"""## Extraction: memory with 12-megapixel photos
+
+Command: `python benchmarks/extract.py --part memory --write` ({platform.machine()}, {os.cpu_count()} cores).
+`vrnn extract --model lateral --weights random --layers gap` over {r['n']} JPEG photos of
+4000 x 3000, default batch (64) and workers; every process of the run (main, writer, decoding
+workers; {r['processes']} processes) sampled with psutil every 20 ms.
+
+| measure | value |
+| --- | --- |
+| **sum over the processes of their peak PSS** (target <= 3 GiB) | **{r['sum_peak_pss_mib']:.0f} MiB** |
+| largest peaks | {', '.join(f'{v:.0f}' for v in r['largest_mib'])} MiB |
+| wall time | {r['seconds']:.1f} s |
+
+JPEG files decode at the largest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least
+twice the model input, then resize with antialiasing, one image at a time in the decoding
+processes: no full-resolution float batch exists.
+"""
+
+
+def resume_section(args) -> str:
+    """What the per-image change check costs: hashing while writing, stat (and rarely hashing) on resume."""
+    from vision_rnn.extract import SOURCE, _check_sources, file_hash, sources_path
+    from vision_rnn.stimuli import decode_image, load_stimuli
+
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-sources-"))
+    folder = make_photos(tmp / "photos", 2000)
+    stim = load_stimuli(folder)
+    n = len(stim)
+    mean_bytes = sum(os.path.getsize(f) for f in stim.files) / n
+    t0 = time.perf_counter()
+    rec = np.zeros(n, dtype=SOURCE)
+    for i, f in enumerate(stim.files):
+        st = os.stat(f)
+        rec[i] = (i, st.st_size, st.st_mtime_ns, file_hash(f))
+    t_record = time.perf_counter() - t0
+    partial = tmp / "x.nc.partial"
+    rec.tofile(sources_path(partial))
+    t_check = min(_timed(lambda: _check_sources(partial, stim, n)) for _ in range(3))
+    t0 = time.perf_counter()
+    for f in stim.files[:200]:
+        decode_image(f, 64)
+    t_decode = (time.perf_counter() - t0) / 200
+    per_record, per_check = t_record / n, t_check / n
+    million = 1_000_000
+    return f"""## Extraction: checking images on resume
+
+Command: `python benchmarks/extract.py --part resume --write` ({platform.machine()}, {os.cpu_count()} cores,
+files in the page cache). While writing, each image file's size, mtime and 64-bit BLAKE2b
+content hash go to `<out>.partial.sources` (32 bytes an image); a resume stats every image
+already written and reads (hashes) only those whose size or mtime changed.
+
+| measure ({n} JPEG photos, {mean_bytes / 1024:.0f} KiB on average) | per image | 1M images |
+| --- | --- | --- |
+| recording (stat + hash, in the decoding workers) | {per_record * 1e6:.0f} us | {per_record * million:.0f} s of worker time |
+| decoding the same image for a 64-px model, for comparison | {t_decode * 1e6:.0f} us | {t_decode * million:.0f} s |
+| resume check, nothing changed (stat only) | {per_check * 1e6:.1f} us | {per_check * million:.1f} s |
+| the record on disk | 32 B | {32 * million / 2**20:.0f} MiB |
+
+On a network file system a stat costs more (often 0.1-1 ms: 2-17 minutes for 1M files);
+a touched file (new mtime, same bytes) costs one read and hash.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--part", default="overlap,input,memory,resume",
+                    help="comma-separated: overlap, input, memory, resume")
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--compression", default="zstd")
+    ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    args = ap.parse_args()
+    parts = {"overlap": overlap_section, "input": input_section, "memory": memory_section,
+             "resume": resume_section}
+    for name in args.part.split(","):
+        text = parts[name](args)
+        print(text)
+        if args.write:
+            write_section(text.splitlines()[0], text)
 
 
 if __name__ == "__main__":

@@ -260,3 +260,103 @@ def test_resume_refuses_a_mismatched_partial(tmp_path):
     assert r.returncode == 2
     assert "a.nc.partial" in r.stderr and "seed" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert partial.read_bytes() == before and not (tmp_path / "a.nc").exists()
+
+
+# -- the input pipeline ---------------------------------------------------------------------------
+@pytest.mark.parametrize("h, w", [(28, 28), (48, 40), (375, 500), (500, 375), (1, 1), (33, 97), (64, 65), (10, 700)])
+@pytest.mark.parametrize("size", [32, 64])
+def test_resize_and_crop_equal_torchvision(h, w, size):
+    from torchvision.transforms.v2 import functional as TF
+
+    from vision_rnn.stimuli import _resize_crop
+
+    x = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(h * w))
+    ref = x if min(h, w) == size else TF.resize(x, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
+    ref = TF.center_crop(ref, [size, size])
+    assert torch.equal(_resize_crop(x, size), ref)
+
+
+def test_prepare_in_bounded_parts_gives_the_same_numbers(monkeypatch):
+    from vision_rnn import stimuli
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (90, 120, 3), dtype=np.uint8) for _ in range(5)] + \
+             [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(3)]
+    whole = prepare(images, 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2))
+    monkeypatch.setattr(stimuli, "FLOAT_BYTES", 2 * 3 * 90 * 120 * 4)      # two images per part
+    assert torch.equal(prepare(images, 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2)), whole)
+    assert torch.equal(prepare(np.stack(images[:5]), 32, (0.5, 0.4, 0.3), (0.2, 0.2, 0.2)), whole[:5])
+
+
+def _smooth_photo(h, w, seed=0):
+    """A smooth colour image (a JPEG decoded at reduced scale stays close to it)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    chans = [np.sin(2 * np.pi * (a * yy + b * xx) + c) for a, b, c in rng.uniform(0.5, 2.0, (3, 3))]
+    return (127.5 + 127 * np.stack(chans, -1)).astype(np.uint8)
+
+
+def test_large_jpegs_decode_at_reduced_scale_for_the_model(tmp_path):
+    from vision_rnn.stimuli import decode_image
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_smooth_photo(900, 1200)).save(path, quality=95)
+    small = decode_image(path, size=64)
+    assert small.shape == (225, 300, 3)                       # 1/4 scale: both sides still >= 2 x 64
+    assert decode_image(path, size=200).shape == (450, 600, 3)
+    assert decode_image(path, size=500).shape == (900, 1200, 3)
+    full = decode_image(path)
+    a = prepare([small], 64, (0.5,) * 3, (0.25,) * 3)
+    b = prepare([full], 64, (0.5,) * 3, (0.25,) * 3)
+    assert float((a - b).abs().mean()) < 0.02                # the same picture
+    png = tmp_path / "photo.png"                              # other formats decode whole
+    Image.fromarray(full).save(png)
+    assert decode_image(png, size=64).shape == (900, 1200, 3)
+
+
+def test_training_and_extraction_see_the_same_large_jpeg(tmp_path):
+    """A folder of large JPEGs as training data (for a 32-pixel model) and as stimuli: the same tensors."""
+    from vision_rnn.datasets import make_batch, open_training_data
+
+    for split, n in (("train", 3), ("val", 1)):
+        for c in ("a", "b"):
+            (tmp_path / "tree" / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(_smooth_photo(400, 520, seed=i + 10 * ord(c))).save(
+                    tmp_path / "tree" / split / c / f"{i}.jpg", quality=90)
+    data = open_training_data(tmp_path / "tree", size=32)
+    assert data.train.images[0].shape[:2] == (100, 130)       # decoded at 1/4 scale
+    stim = vrnn.load_stimuli(tmp_path / "tree" / "train")
+    _, x_stim = next(stim.batches(len(stim), 32, data.mean, data.std))
+    x_train, _ = make_batch(data.train, range(len(data.train)), 32, data.mean, data.std)
+    assert torch.equal(x_train, x_stim)
+
+
+def test_decoding_workers_give_the_same_file(model, photo_folder, tmp_path):
+    ref = vrnn.extract(model, photo_folder, out=tmp_path / "w0.nc", batch_size=2, layers=["v1", "gap"], workers=0)
+    two = vrnn.extract(model, photo_folder, out=tmp_path / "w2.nc", batch_size=2, layers=["v1", "gap"], workers=2)
+    with ref, two:
+        np.testing.assert_array_equal(ref["logits"].values, two["logits"].values)
+        for name in ("v1", "gap"):
+            np.testing.assert_array_equal(vrnn.layer(ref, name).values, vrnn.layer(two, name).values)
+
+
+def test_devices_auto_and_refusals(model):
+    from vision_rnn.devices import resolve_device
+
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == resolve_device("auto")
+    for bad, words in (("gpu0", "not a device"), ("cuda:99", "CUDA device"), ("xla", "runs on auto, cpu, cuda or mps")):
+        with pytest.raises(vrnn.VRNNError, match=words):
+            vrnn.extract(model, "builtin:fashion-mnist", device=bad, layers=["gap"])
+    with pytest.raises(vrnn.VRNNError, match="`workers=-1`"):
+        vrnn.extract(model, "builtin:fashion-mnist", workers=-1, layers=["gap"])
+
+
+def test_extraction_does_not_import_torchvision(tmp_path):
+    code = ("import sys, vision_rnn as vrnn\n"
+            "m = vrnn.load_model('lateral', weights='random')\n"
+            f"vrnn.extract(m, 'builtin:fashion-mnist', layers=['gap'], out={str(tmp_path / 'a.nc')!r}).close()\n"
+            "assert 'torchvision' not in sys.modules, 'torchvision was imported'\nprint('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr

@@ -54,7 +54,7 @@ def files(model, stim, tmp_path_factory):
     vrnn.extract(model, stim, out=full, batch_size=BATCH, layers=["it", "gap"]).close()
     with pytest.raises(KeyboardInterrupt):
         vrnn.extract(model, interrupted_at(stim, STOP_AT), out=folder / "k.nc", batch_size=BATCH,
-                     layers=["it", "gap"])
+                     layers=["it", "gap"], workers=0)          # the interrupt raised in this process
     partial = folder / "k.nc.partial"
     assert partial.exists() and not (folder / "k.nc").exists()
     rng = np.random.default_rng(0)

@@ -192,7 +192,10 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 @click.option("--layers", default=None, help="Comma-separated layers (default v1,v2,v4,it,gap; retina on request).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll (default: the trained number).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--device", default=None, help="cpu or cuda (default: cpu).")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or mps.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Processes that decode images ahead of the model (default: cores - 2, at least 1; 0: none).")
 @click.option("--pool", type=click.Choice(["mean"]), default=None, help="Store the spatial mean per channel.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @click.option("--compression", type=click.Choice(["zstd", "zlib", "none"]), default="zstd", show_default=True)
@@ -205,7 +208,7 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
               help="Accept a training run (or weights file) that has not finished an epoch: its initial weights.")
 @quiet_option
 @user_errors
-def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, pool, dtype,
+def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, workers, pool, dtype,
                 compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained, quiet):
     """Run a model over stimuli; write every layer at every step to netCDF.
 
@@ -223,7 +226,8 @@ def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size
     out = Path(out) if out else default_output(model_name, stim.name)
     tree = extract(model, stim, layers=csv_list(layers), timesteps=timesteps, batch_size=batch_size,
                    device=device, out=out, pool=pool, dtype=dtype, compression=compression,
-                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, progress=show_progress(quiet))
+                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, workers=workers,
+                   progress=show_progress(quiet))
     click.echo(summary_line(tree, out))
 
 
@@ -269,7 +273,8 @@ def float_list(value):
 @click.option("--seed", type=int, default=None, help="Seed of the initialisation, data order and augmentation [default: 0].")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll [default: the preset's].")
 @click.option("--augment/--no-augment", default=None, help="TrivialAugmentWide on the training images [default: off].")
-@click.option("--device", default=None, help="cpu or cuda [default: cuda when available].")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or mps.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch (same options).")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="Threads preparing batches ahead of the model.")

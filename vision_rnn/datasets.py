@@ -109,8 +109,11 @@ class TrainingData:
                 "classes": len(self.classes), "split_seed": self.split_seed}
 
 
-def open_training_data(source, split_seed: int = 0) -> TrainingData:
-    """A training set from an HDF5 path, an image folder or ``fashion-mnist[:DIR]``."""
+def open_training_data(source, split_seed: int = 0, size: int | None = None) -> TrainingData:
+    """A training set from an HDF5 path, an image folder or ``fashion-mnist[:DIR]``.
+
+    ``size``: the model input the images are for; image files decode for it as extraction
+    decodes them (:func:`vision_rnn.stimuli.decode_image`), so both see the same numbers."""
     source = os.fspath(source)
     if source == "fashion-mnist" or source.startswith("fashion-mnist:"):
         folder = source.partition(":")[2] or None
@@ -119,7 +122,7 @@ def open_training_data(source, split_seed: int = 0) -> TrainingData:
     if not path.exists():
         raise DataError(f"`data={source}`: no such file or folder; {DATA_HELP}")
     if path.is_dir():
-        return load_image_folder(path, split_seed=split_seed)
+        return load_image_folder(path, split_seed=split_seed, size=size)
     return load_hdf5(path)
 
 
@@ -357,7 +360,7 @@ def _read_split(path: Path, split: str) -> Split:
 
 
 # -- ImageFolder ---------------------------------------------------------------------------------
-def load_image_folder(root, split_seed: int = 0) -> TrainingData:
+def load_image_folder(root, split_seed: int = 0, size: int | None = None) -> TrainingData:
     """``root/train/<class>/...`` + ``root/val/<class>/...``, or ``root/<class>/...``
     with a seeded, stratified 10% validation hold-out."""
     root = Path(root)
@@ -377,8 +380,8 @@ def load_image_folder(root, split_seed: int = 0) -> TrainingData:
     if not val_files:
         raise DataError(f"{root}: too few images to hold out a validation set; add images "
                         "or a val/ folder with one sub-folder per class")
-    train = Split(_decode_all(train_files), np.asarray(train_labels, dtype=np.int64))
-    val = Split(_decode_all(val_files), np.asarray(val_labels, dtype=np.int64))
+    train = Split(_decode_all(train_files, size), np.asarray(train_labels, dtype=np.int64))
+    val = Split(_decode_all(val_files, size), np.asarray(val_labels, dtype=np.int64))
     mean, std = channel_stats(train.images)
     all_files = sorted(train_files + val_files)
     h = hashlib.sha256()
@@ -389,7 +392,7 @@ def load_image_folder(root, split_seed: int = 0) -> TrainingData:
     if (root / "test").is_dir():
         def test(split):
             _, files, labels = _scan(root / _only_test(split), classes)
-            return Split(_decode_all(files), np.asarray(labels, dtype=np.int64))
+            return Split(_decode_all(files, size), np.asarray(labels, dtype=np.int64))
     return TrainingData(str(root.resolve()), "folder", tuple(classes), mean, std, train, val, ident,
                         split_seed, test)
 
@@ -421,11 +424,11 @@ def _scan(folder: Path, classes: Sequence[str] | None = None):
     return list(classes), files, labels
 
 
-def _decode_all(files: Sequence[Path]):
+def _decode_all(files: Sequence[Path], size: int | None = None):
     out = []
     for p in files:
         try:
-            out.append(decode_image(p))
+            out.append(decode_image(p, size))
         except Exception as e:
             raise DataError(f"unreadable image {p} ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}); "
                             "fix or remove it") from None

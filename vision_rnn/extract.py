@@ -1,38 +1,50 @@
 """Model x stimuli -> every layer at every step, streamed into an activation file.
 
-The model runs batch by batch in this process while a writer process
-compresses and writes the previous batches: netCDF4 holds the GIL while it
-writes, so a writer thread would not overlap with the forward pass. Batches
-travel through a small ring of shared-memory slots (one copy, no pickling).
+Three kinds of process share the work. Worker processes (a torch DataLoader) decode,
+resize and normalise whole batches ahead of the model, a large JPEG decoding at a
+reduced scale (:func:`vision_rnn.stimuli.decode_image`), so memory stays bounded
+whatever the image resolution. The model runs in this process. A writer process
+compresses and writes the finished batches (netCDF4 holds the GIL while it writes, so
+a writer thread would not overlap with the forward pass); batches travel to it through
+a small ring of shared-memory slots (one copy, no pickling).
+
 After every batch the writer syncs the file and updates ``batches_done``, so an
-interrupted run loses at most the batch in flight and ``resume=True`` continues
-it. The file is ``<out>.partial`` until complete, then renamed.
+interrupted run loses at most the batches in flight: a full disk, a killed writer, an
+unreadable image or Ctrl-C keep ``<out>.partial`` with its finished batches, and
+``resume=True`` continues it (only a run that wrote nothing leaves nothing). Beside
+the partial file, ``<out>.partial.sources`` records each written image file's size,
+modification time and content hash, so a resume refuses images that changed after
+they were written; images not yet written may change (a bad file fixed, removed or
+skipped), and the written batches are then carried into a file for the new stimulus
+list. The file is ``<out>.partial`` until complete, then renamed.
 """
 
 from __future__ import annotations
 
 import math
-import mmap
-import multiprocessing as mp
 import os
-import queue
 import shutil
 import sys
 import tempfile
-import traceback
 from pathlib import Path
 
 import numpy as np
 
 from . import store
+from ._inputs import SOURCE, BadImages, bad_text, batches, decoded, file_hash, scan_all
+from ._writer import WriteFailed, Writer, slot_views, sources_path
 from .errors import StoreError, VRNNError
 
-SLOTS = 3
+
+def default_workers() -> int:
+    """Decoding processes by default: one per core beyond the two the model and the writer use, 1 to 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 2))
 
 
-def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, device=None, out=None,
+def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, device="auto", out=None,
             pool=None, dtype: str = "float32", compression: str = "zstd", resume: bool = False,
-            overwrite: bool = False, skip_bad: bool = False, progress: bool = False):
+            overwrite: bool = False, skip_bad: bool = False, workers: int | None = None,
+            progress: bool = False):
     """Run ``model`` over ``stimuli``; return every layer at every step as an ``xarray.DataTree``.
 
     With ``out=`` the activations stream into that netCDF file and the result is
@@ -50,7 +62,13 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         low mantissa bits zeroed, BitRound, so compression about halves the file);
         logits stay float32.
     compression : ``"zstd"`` (level 1), ``"zlib"`` (for readers without the zstd plugin) or ``"none"``.
-    resume : continue an interrupted ``<out>.partial`` (provenance must match).
+    device : ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
+    resume : continue an interrupted ``<out>.partial`` (provenance must match; image files
+        already written must be unchanged).
+    skip_bad : leave out unreadable images (their ids kept in the ``skipped`` attribute)
+        instead of stopping.
+    workers : processes that decode and prepare batches ahead of the model (default
+        :func:`default_workers`; 0: in this process).
 
     >>> import vision_rnn as vrnn
     >>> model = vrnn.load_model("lateral", weights="random")
@@ -93,7 +111,12 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     if dtype == "float16" and compression == "none" and out is not None:
         raise VRNNError("`dtype=float16` saves space only with compression (zstd or zlib): netCDF stores "
                         "float16-rounded values as float32 and compression packs them")
-    stim = stim.check(skip_bad=skip_bad)
+    if workers is not None and (not _is_int(workers) or workers < 0):
+        raise VRNNError(f"`workers={workers}`: must be a whole number of at least 0 (0: decode in this process)")
+    from .devices import resolve_device
+
+    device = resolve_device(device)
+    stim = stim.check(skip_bad=skip_bad, size=model.input_size)
     n = len(stim)
     specs = [store.VarSpec("logits", None, len(model.classes), "float32")]
     for name in layers:
@@ -117,7 +140,8 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         _check_folder(out)                          # before the lock, which lives in that folder
         with store.writing(partial):
             _check_output(out, partial, resume, overwrite)
-            _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, progress)
+            _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume,
+                   default_workers() if workers is None else int(workers), progress)
         if in_memory:
             with store.open_activations(out) as tree:
                 return tree.load()
@@ -131,41 +155,144 @@ def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
 
 
-def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, progress) -> None:
+def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume, workers,
+           progress) -> None:
     """Create (or continue) ``partial``, run every batch into it, then mark it complete as ``out``."""
-    import torch
-
     start_batch = 0
     created_now = False
+    sources = sources_path(partial)
     if resume and partial.exists():
         store.check_not_open(partial)
-        bad = store.provenance_mismatch(partial, attrs)
-        if bad:
-            raise StoreError(f"{partial}: cannot resume, it was written with different {', '.join(bad)}; "
-                             "rerun with the same options, or start again with `overwrite=True`")
-        start_batch = store.resume_point(partial)
+        start_batch = _resume_point(partial, stim, layout, attrs, model, progress)
     else:
         _check_space(out, layout, progress)
-        weight = model.readout.weight.detach().cpu().numpy()
-        bias = model.readout.bias.detach().cpu().numpy() if model.readout.bias is not None else None
-        try:
-            store.create(partial, layout, stimuli_ids=stim.ids, labels=stim.labels_for(model.classes),
-                         label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,
-                         readout_weight=weight, readout_bias=bias, attrs=attrs,
-                         compression=attrs["compression"])
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
+        _create(partial, stim, layout, model, attrs)
+        sources.unlink(missing_ok=True)
         created_now = True
-    device = torch.device(device) if device else next(model.parameters()).device
     model = model.to(device).eval()
+    done = [start_batch]               # batches in the file, as the writer confirms them
     try:
-        _run(model, stim, layout, layers, pool, steps, device, partial, start_batch, progress)
-    except BaseException:
-        if created_now and not isinstance(sys.exc_info()[1], KeyboardInterrupt):
-            partial.unlink(missing_ok=True)
+        _run(model, stim, layout, layers, pool, steps, device, partial, start_batch, workers, done, progress)
+    except BaseException as e:
+        kept = done[0] > 0
+        if created_now and not kept and not isinstance(e, KeyboardInterrupt):
+            partial.unlink(missing_ok=True)          # nothing written: nothing left behind
+            sources.unlink(missing_ok=True)
+            if isinstance(e, BadImages):
+                raise BadImages(scan_all(stim, e.found, layout.n_stimuli, model.input_size)) from None
+            if isinstance(e, WriteFailed):
+                raise StoreError(f"{e}; nothing was written: {e.fix}, then run it again") from None
+            raise
+        if isinstance(e, BadImages):
+            raise BadImages(f"{e}; {_kept(partial, done[0], layout)}: fix or remove them (or add "
+                             "`skip_bad=True`), then run it again with `resume=True`") from None
+        if isinstance(e, WriteFailed):
+            raise StoreError(f"{e}; {_kept(partial, done[0], layout)}: {e.fix}, then run it again with "
+                             "`resume=True`") from None
         raise
     store.finish(partial, out)
+    sources.unlink(missing_ok=True)
+
+
+def _kept(partial: Path, done: int, layout) -> str:
+    total = math.ceil(layout.n_stimuli / layout.batch_size)
+    return f"{partial.name} keeps the {done} of {total} batches written"
+
+
+def _create(partial: Path, stim, layout, model, attrs) -> None:
+    weight = model.readout.weight.detach().cpu().numpy()
+    bias = model.readout.bias.detach().cpu().numpy() if model.readout.bias is not None else None
+    try:
+        store.create(partial, layout, stimuli_ids=stim.ids, labels=stim.labels_for(model.classes),
+                     label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,
+                     readout_weight=weight, readout_bias=bias, attrs=attrs, compression=attrs["compression"])
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+# -- resuming -----------------------------------------------------------------------------------
+def _resume_point(partial: Path, stim, layout, attrs, model, progress) -> int:
+    """Check that ``partial`` can continue with ``stim`` and return the batch to start from.
+
+    Everything but the stimuli must match. The stimuli already written must be the same
+    (ids, labels, and for image files the size, mtime and content hash recorded while
+    writing); the rest may differ (a bad image fixed, removed or skipped): then the
+    written batches are carried into a new partial file laid out for ``stim``.
+    """
+    fixed = [k for k in store.PROVENANCE if k not in ("stimuli_fingerprint", "n_stimuli")]
+    old = store.read_attrs(partial)
+    bad = [k for k in fixed if str(old.get(k)) != str(attrs.get(k))]
+    if bad:
+        raise StoreError(f"{partial}: cannot resume, it was written with different {', '.join(bad)}; "
+                         "rerun with the same options, or start again with `overwrite=True`")
+    done = store.resume_point(partial)
+    same_set = str(old.get("stimuli_fingerprint")) == str(attrs.get("stimuli_fingerprint")) and \
+        int(old.get("n_stimuli", -1)) == layout.n_stimuli
+    old_n = int(old.get("n_stimuli", 0))
+    written = min(done * layout.batch_size, old_n)
+    ids, labels = store.written_ids(partial, written)
+    if stim.files is None:
+        if not same_set:
+            raise StoreError(f"{partial}: cannot resume, the stimuli differ from those it was started with "
+                             "(stimuli_fingerprint); rerun with the same stimuli, or start again with `overwrite=True`")
+        return done
+    if written > len(stim) or list(stim.ids[:written]) != ids or \
+            list(stim.labels_for(model.classes)[:written]) != labels:
+        raise StoreError(f"{partial}: cannot resume, the first {written} stimuli (already written) are not the "
+                         "same ids and labels as now; restore them, or start again with `overwrite=True`")
+    _check_sources(partial, stim, written)
+    if not same_set:
+        _carry_over(partial, stim, layout, model, attrs, done, written, progress)
+    return done
+
+
+def _check_sources(partial: Path, stim, written: int) -> None:
+    """Refuse a resume where an image file already written has changed since."""
+    path = sources_path(partial)
+    if written == 0:
+        return
+    if not path.exists():
+        raise StoreError(f"{path.name} is missing, so the {written} images already written in {partial.name} "
+                         "cannot be checked; start again with `overwrite=True`")
+    rec = np.fromfile(path, dtype=SOURCE, count=path.stat().st_size // SOURCE.itemsize)
+    known = {int(r["index"]): r for r in rec}
+    changed = []
+    for i in range(written):
+        r = known.get(i)
+        if r is None:
+            raise StoreError(f"{path.name} has no record of {stim.ids[i]}, already written in {partial.name}; "
+                             "start again with `overwrite=True`")
+        f = stim.files[i]
+        try:
+            st = os.stat(f)
+        except OSError:
+            changed.append(f"{stim.ids[i]} (missing)")
+            continue
+        if st.st_size == int(r["size"]) and st.st_mtime_ns == int(r["mtime_ns"]):
+            continue                                     # unchanged: no need to read it
+        if st.st_size != int(r["size"]) or file_hash(f) != int(r["hash"]):
+            changed.append(stim.ids[i])
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise StoreError(f"{partial}: cannot resume, {len(changed)} image(s) already written have changed since "
+                         f"({shown}); restore them, or start again with `overwrite=True`")
+
+
+def _carry_over(partial: Path, stim, layout, model, attrs, done: int, written: int, progress: bool) -> None:
+    """Lay ``partial`` out anew for ``stim``, carrying over its ``written`` stimuli (``done`` batches)."""
+    if progress:
+        print(f"vrnn: the stimuli after the {written} written changed; carrying those into a file for the "
+              f"{layout.n_stimuli} stimuli now", file=sys.stderr)
+    tmp = partial.with_name(partial.name + ".carry")
+    tmp.unlink(missing_ok=True)
+    _create(tmp, stim, layout, model, attrs)
+    try:
+        store.copy_batches(partial, tmp, layout, written, done)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, partial)
 
 
 def _check_folder(out: Path) -> None:
@@ -204,17 +331,7 @@ def _check_space(out: Path, layout, progress: bool) -> None:
                         f"{need / 2**20:.0f} MiB; free space, or store less (`pool=mean`, `dtype=float16`, fewer `layers`)")
 
 
-# -- the pipeline ------------------------------------------------------------------------------
-def _slot_views(buf, offset0: int, layout) -> dict:
-    views, off = {}, offset0
-    for s in layout.specs:
-        shape = (layout.batch_size, layout.timesteps, s.n)
-        views[s.name] = np.ndarray(shape, dtype=s.stored, buffer=buf, offset=off)
-        off += int(np.prod(shape)) * np.dtype(s.stored).itemsize
-    return views
-
-
-def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch, progress):
+def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch, workers, done, progress):
     import torch
     from tqdm.auto import tqdm
 
@@ -222,132 +339,45 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
     total = math.ceil(n / bs)
     if start_batch >= total:
         return
-    slot_bytes = layout.batch_nbytes()
-    ctx = mp.get_context("fork")
-    buf = mmap.mmap(-1, slot_bytes * SLOTS)  # shared with the forked writer
-    work, free, result = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    for s in range(SLOTS):
-        free.put(s)
-    writer = ctx.Process(target=_writer, args=(str(partial), buf, slot_bytes, layout, work, free, result,
-                                               os.getpid()), daemon=True)
-    writer.start()
-    store.note_writer(partial, writer.pid)
+    writer = Writer(partial, layout, done)
     bar = tqdm(total=n, initial=start_batch * bs, unit="img", disable=not progress, desc="extract")
     # leave a core to the writer: compute threads preempted by it stall each other at every barrier
     threads = torch.get_num_threads()
     if device.type == "cpu":
         torch.set_num_threads(max(1, min(threads, (os.cpu_count() or 2) - 1)))
+    cuda = device.type == "cuda"
     try:
         with torch.inference_mode():
-            for b in range(start_batch, total):
+            for b, x, bad, sources in decoded(batches(stim, layout, model, start_batch, workers, device)):
+                if bad:
+                    raise BadImages(bad_text(bad, stim.source), bad)
                 lo = b * bs
-                idx = range(lo, min(lo + bs, n))
-                x = _prepare(stim, idx, model).to(device)
-                states = model.run(x, timesteps=steps, layers=layers)
-                slot = _get_slot(free, result, writer)
-                views = _slot_views(buf, slot * slot_bytes, layout)
-                k = len(idx)
+                k = x.shape[0]
+                states = model.run(x.to(device, non_blocking=cuda), timesteps=steps, layers=layers)
+                slot = writer.slot()
+                views = slot_views(writer.buf, slot * writer.slot_bytes, layout)
                 np.copyto(views["logits"][:k], states["logits"].float().cpu().numpy())
                 for name in layers:
                     a = states[name]
                     if pool == "mean" and a.dim() == 5:
                         a = a.mean(dim=(3, 4))
-                    a = a.reshape(k, steps, -1).cpu().numpy()
-                    np.copyto(views[name][:k], a, casting="same_kind")
-                work.put((slot, lo, k, b))
+                    np.copyto(views[name][:k], a.reshape(k, steps, -1).cpu().numpy(), casting="same_kind")
+                writer.work.put((slot, lo, k, b, sources))
+                writer.poll()
                 bar.update(k)
-        work.put(None)
-        _wait(writer, result)
+        writer.finish()
     except KeyboardInterrupt:
-        # Ctrl-C: the writer finishes the batches already handed to it, so --resume loses none of them
-        work.put(None)
-        writer.join(timeout=60)
-        if writer.is_alive():
-            writer.terminate()
-            writer.join()
+        writer.stop(gently=True)
+        raise
+    except (BadImages, WriteFailed):
+        writer.stop(gently=writer.proc.is_alive())       # a live writer writes the batches handed to it
         raise
     except BaseException:
-        if writer.is_alive():
-            writer.terminate()
-        writer.join()
+        writer.stop(gently=False)
         raise
     finally:
         torch.set_num_threads(threads)
         bar.close()
-        buf.close()
-
-
-def _prepare(stim, idx, model):
-    from .stimuli import prepare
-
-    return prepare(stim.load(idx), model.input_size, model.mean, model.std)
-
-
-def _check_writer(result, writer):
-    try:
-        status = result.get_nowait()
-    except queue.Empty:
-        if not writer.is_alive():
-            raise RuntimeError(f"the writer process died (exit code {writer.exitcode})")
-        return
-    if status[0] == "error":
-        raise _writer_error(status[1])
-
-
-def _writer_error(msg: str):
-    if msg.startswith("OSError") or "No space left" in msg:
-        return StoreError(f"writing the activation file failed: {msg.strip().splitlines()[-1]}")
-    return RuntimeError(f"the writer process failed:\n{msg}")
-
-
-def _get_slot(free, result, writer) -> int:
-    while True:
-        try:
-            return free.get(timeout=0.2)
-        except queue.Empty:
-            _check_writer(result, writer)
-
-
-def _wait(writer, result):
-    while True:
-        try:
-            status = result.get(timeout=0.5)
-            break
-        except queue.Empty:
-            if not writer.is_alive():
-                raise RuntimeError(f"the writer process died (exit code {writer.exitcode})")
-    writer.join()
-    if status[0] == "error":
-        raise _writer_error(status[1])
-
-
-def _writer(path, buf, slot_bytes, layout, work, free, result, parent_pid):
-    """Writer process: take filled slots, write them, sync, free the slot."""
-    try:
-        with store.appending(path, check=False) as ds:
-            targets = {s.name: (ds.variables[s.name] if s.group is None else ds.groups[s.group].variables["activation"])
-                       for s in layout.specs}
-            for v in targets.values():
-                v.set_auto_maskandscale(False)
-            while True:
-                try:
-                    item = work.get(timeout=0.5)
-                except queue.Empty:
-                    if os.getppid() != parent_pid:  # the extraction was killed: stop cleanly
-                        break
-                    continue
-                if item is None:
-                    break
-                slot, lo, k, b = item
-                views = _slot_views(buf, slot * slot_bytes, layout)
-                for name, var in targets.items():
-                    var[lo:lo + k] = views[name][:k]
-                ds.setncattr("batches_done", b + 1)
-                ds.sync()
-                free.put(slot)
-        result.put(("ok", ""))
-    except BaseException:
-        result.put(("error", traceback.format_exc()))
 
 
 def summary_line(tree, out) -> str:

@@ -15,6 +15,7 @@ the same numbers whether an image comes from a data set or from a PNG file.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,16 +27,28 @@ from .errors import StimuliError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 BUILTIN = {"fashion-mnist": "fashion_mnist_500.npz"}
 DATA_DIR = Path(__file__).parent / "data"
+FLOAT_BYTES = 64 * 2**20
+SCAN_ALL_BELOW = 5000     # folders this small have every file decoded when one is found unreadable
 
 
 # -- decoding ------------------------------------------------------------------------------
-def decode_image(path) -> np.ndarray:
+def decode_image(path, size: int | None = None) -> np.ndarray:
     """Read an image file as (H, W, 3) uint8 RGB: first frame, EXIF orientation applied,
-    16-bit scaled (not clipped) to 8 bits, transparency composited onto white."""
+    16-bit scaled (not clipped) to 8 bits, transparency composited onto white.
+
+    ``size`` (the model input it is for) lets a JPEG much larger than that decode at a
+    reduced scale (DCT scaling: 1/2, 1/4 or 1/8, Pillow's ``draft``) that keeps both
+    sides at least ``2 * size``; :func:`prepare` then resizes it with antialiasing. A
+    12-megapixel photo for a 64-pixel model decodes at 1/8 scale: 64 times fewer pixels.
+    Extraction and training (:func:`vision_rnn.datasets.open_training_data`) decode the
+    same way, so a model sees the same numbers from the same file.
+    """
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         im.seek(0)
+        if size is not None and im.format == "JPEG":
+            im.draft("RGB", (2 * int(size), 2 * int(size)))
         im = ImageOps.exif_transpose(im)
         return to_rgb(im)
 
@@ -75,16 +88,23 @@ def prepare(images, size: int, mean: Sequence[float], std: Sequence[float]):
     """
     import torch
 
-    if (isinstance(images, np.ndarray) and images.ndim == 4) or (isinstance(images, torch.Tensor) and images.dim() == 4):
-        x = _resize_crop(_to_float(images), size)
+    stacked = isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 4
+    if stacked:
+        groups = [list(range(len(images)))]
     else:
         # images of one shape are resized together (the same numbers as one by one, much faster)
         by_shape: dict = {}
         for i, im in enumerate(images):
             by_shape.setdefault(tuple(im.shape), []).append(i)
-        x = torch.empty((len(images), 3, size, size))
-        for idx in by_shape.values():
-            x[idx] = _resize_crop(_to_float(np.stack([images[i] for i in idx])), size)
+        groups = list(by_shape.values())
+    x = torch.empty((len(images), 3, size, size))
+    for idx in groups:
+        h, w = images[idx[0]].shape[:2]
+        per = max(1, FLOAT_BYTES // (3 * h * w * 4))       # never a float copy of more than 64 MiB at once
+        for lo in range(0, len(idx), per):
+            part = idx[lo:lo + per]
+            batch = images[part[0]:part[-1] + 1] if stacked else np.stack([images[i] for i in part])
+            x[part] = _resize_crop(_to_float(batch), size)
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return (x - m) / s
@@ -100,14 +120,19 @@ def _to_float(batch):
 
 
 def _resize_crop(x, size: int):
-    from torchvision.transforms.v2 import functional as TF
+    """Shorter side to ``size`` (bilinear, antialiased), then the centre ``size`` x ``size``:
+    torchvision's ``resize`` + ``center_crop`` number for number, without importing torchvision."""
+    import torch.nn.functional as F
 
     h, w = x.shape[-2:]
     if (h, w) == (size, size):
         return x
     if min(h, w) != size:
-        x = TF.resize(x, size, interpolation=TF.InterpolationMode.BILINEAR, antialias=True)
-    return TF.center_crop(x, [size, size])
+        shape = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+        x = F.interpolate(x, size=shape, mode="bilinear", antialias=True, align_corners=False)
+        h, w = x.shape[-2:]
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return x[..., top:top + size, left:left + size]
 
 
 # -- the Stimuli object --------------------------------------------------------------------
@@ -127,6 +152,7 @@ class Stimuli:
         if len(set(self.ids)) != len(self.ids):
             raise StimuliError(f"{source or name}: stimulus ids are not unique")
         self._loader = loader
+        self._sized = "size" in inspect.signature(loader).parameters
         self.label_names = [str(n) for n in label_names] if label_names is not None else [""] * len(self.ids)
         if len(self.label_names) != len(self.ids):
             raise StimuliError(f"{source or name}: {len(self.label_names)} label names for {len(self.ids)} "
@@ -148,15 +174,19 @@ class Stimuli:
     def __repr__(self):
         return f"Stimuli({self.source!r}, {len(self)} stimuli)"
 
-    def load(self, indices: Sequence[int]) -> list:
-        """Decode the images at ``indices`` as (H, W, 3) uint8 arrays."""
+    def load(self, indices: Sequence[int], size: int | None = None) -> list:
+        """Decode the images at ``indices`` as (H, W, 3) uint8 arrays; ``size``: the model
+        input they are for (large JPEG files then decode at a reduced scale, see
+        :func:`decode_image`)."""
+        if self._sized:
+            return self._loader(list(indices), size=size)
         return self._loader(list(indices))
 
     def batches(self, batch_size: int, size: int, mean, std, start: int = 0):
         """Yield ``(first_index, tensor)`` batches prepared for a model input."""
         for i in range(start, len(self), batch_size):
             idx = range(i, min(i + batch_size, len(self)))
-            yield i, prepare(self.load(idx), size, mean, std)
+            yield i, prepare(self.load(idx, size), size, mean, std)
 
     def labels_for(self, classes: Sequence[str]) -> np.ndarray:
         """Class index of each stimulus' label_name in ``classes``, -1 where none matches."""
@@ -167,8 +197,8 @@ class Stimuli:
         indices = list(indices)
         parent = self
 
-        def loader(idx):
-            return parent.load([indices[i] for i in idx])
+        def loader(idx, size=None):
+            return parent.load([indices[i] for i in idx], size)
 
         meta = self.metadata.iloc[indices] if self.metadata is not None else None
         files = [self.files[i] for i in indices] if self.files is not None else None
@@ -258,12 +288,14 @@ class Stimuli:
                 h.update(str(os.path.getsize(f)).encode())
         return h.hexdigest()
 
-    def check(self, skip_bad: bool = False) -> "Stimuli":
+    def check(self, skip_bad: bool = False, size: int | None = None) -> "Stimuli":
         """Find unreadable image files before anything is written.
 
         Without ``skip_bad`` every file's header is checked and the bad ones are
-        listed in one error. With ``skip_bad`` every image is fully decoded and
-        the bad ones are dropped (their ids kept in ``.skipped``).
+        listed in one error (extraction then finds files that only a full decode shows
+        to be bad, e.g. a truncated JPEG, as it decodes them). With ``skip_bad`` every
+        image is fully decoded (for a model input of ``size``, see :func:`decode_image`)
+        and the bad ones are dropped (their ids kept in ``.skipped``).
         """
         if self.files is None:
             return self
@@ -275,7 +307,7 @@ class Stimuli:
                 if os.path.getsize(f) == 0:
                     raise OSError("empty file")
                 if skip_bad:
-                    decode_image(f)
+                    decode_image(f, size)
                 else:
                     with Image.open(f) as im:
                         im.verify()
@@ -285,6 +317,13 @@ class Stimuli:
         if not bad:
             return self
         if not skip_bad:
+            if len(self.files) <= SCAN_ALL_BELOW:      # a small folder: name the truncated files too, at once
+                for i, f in enumerate(self.files):
+                    if self.ids[i] not in reasons:
+                        try:
+                            decode_image(f, size)
+                        except Exception as e:
+                            reasons[self.ids[i]] = str(e).split("\n")[0] or e.__class__.__name__
             names = list(reasons)
             shown = ", ".join(f"{n} ({reasons[n]})" for n in names[:5])
             more = f" and {len(names) - 5} more" if len(names) > 5 else ""
@@ -417,11 +456,11 @@ def from_folder(root) -> Stimuli:
     paths = [f for _, f in rel]
     labels = [r.split("/")[0] if "/" in r else "" for r in ids]
 
-    def loader(idx):
+    def loader(idx, size=None):
         out = []
         for i in idx:
             try:
-                out.append(decode_image(paths[i]))
+                out.append(decode_image(paths[i], size))
             except Exception as e:
                 raise StimuliError(f"unreadable image {paths[i]} ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}); "
                                    "fix or remove it, or pass `skip_bad=True`") from None

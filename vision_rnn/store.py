@@ -280,6 +280,30 @@ def resume_point(partial) -> int:
         return progress_of(attrs)[0]
 
 
+def written_ids(path, n: int) -> tuple[list, list]:
+    """The ids and labels of the first ``n`` stimuli of an activation file."""
+    with _checked(path) as (ds, _):
+        ids = [str(v) for v in np.asarray(ds.variables["stimulus"][:n])]
+        labels = [int(v) for v in np.asarray(ds.variables["label"][:n])]
+    return ids, labels
+
+
+def copy_batches(src, dst, layout, n: int, batches: int) -> None:
+    """Copy the first ``n`` stimuli of every activation variable of ``src`` into ``dst`` (a new
+    file of the same variables), one batch at a time, and record ``batches`` as done."""
+    with _checked(src) as (a, _), appending(dst) as b:
+        for spec in layout.specs:
+            va = a.variables[spec.name] if spec.group is None else a.groups[spec.group].variables["activation"]
+            vb = b.variables[spec.name] if spec.group is None else b.groups[spec.group].variables["activation"]
+            va.set_auto_maskandscale(False)
+            vb.set_auto_maskandscale(False)
+            for lo in range(0, n, layout.batch_size):
+                hi = min(lo + layout.batch_size, n)
+                vb[lo:hi] = va[lo:hi]
+        b.setncattr("batches_done", int(batches))
+        b.sync()
+
+
 def provenance_mismatch(path, expected: dict) -> list[str]:
     """The provenance fields of ``path`` that differ from ``expected``."""
     attrs = read_attrs(path)
@@ -317,16 +341,49 @@ def being_written(partial) -> str:
                                  f"{w.get('since', '?')}); wait for it to finish, or stop it and resume")
 
 
+ORPHAN_WAIT_S = 60.0
+
+
+def _wait_for_orphan_writer(partial) -> None:
+    """The run that wrote ``partial``'s lock is dead; its writer process may still be finishing the
+    batches it was handed. Wait for it (it stops within a batch or two), then clear the lock."""
+    import time
+
+    from .atomic import is_dead
+
+    lock = lock_path(partial)
+    try:
+        record = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return
+    writer = record.get("writer") if isinstance(record, dict) else None
+    deadline = time.monotonic() + ORPHAN_WAIT_S
+    while isinstance(writer, dict) and not is_dead(writer):
+        if time.monotonic() > deadline:
+            raise StoreError(f"{partial}: the writer process {writer.get('pid')} of a stopped run is still "
+                             "writing; wait for it to exit (or stop it), then resume")
+        time.sleep(0.05)
+    lock.unlink(missing_ok=True)
+
+
 @contextmanager
 def writing(partial):
     """Hold ``<partial>.lock`` for as long as this process writes ``partial``: other processes
-    then refuse to write it and say who is writing it. A lock left by a dead run is replaced."""
-    from .atomic import this_process
+    then refuse to write it and say who is writing it.
+
+    The lock belongs to the process that runs the extraction: once it has ended (killed,
+    crashed, or the machine rebooted) the lock is stale and the next run takes it over,
+    after waiting for a writer process the dead run left behind to finish its batches."""
+    from .atomic import is_dead, this_process
 
     lock = lock_path(partial)
-    busy = being_written(partial)
-    if busy:
-        raise StoreError(busy)
+    try:
+        record = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        record = None
+    if isinstance(record, dict) and not is_dead(record):
+        raise StoreError(being_written(partial) or f"{partial}: another process started writing it")
+    _wait_for_orphan_writer(partial)
     record = {**this_process(), "since": datetime.datetime.now().isoformat(timespec="seconds")}
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)

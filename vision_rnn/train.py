@@ -129,7 +129,8 @@ def train(model_name=None, data=None, out="runs/run", epochs=None, batch_size=No
     opts["step_weights"] = [float(w) for w in opts["step_weights"]] if opts["step_weights"] else None
     created = _make_out(out) if dist.main else []
     try:
-        dataset = open_training_data(data, split_seed=int(opts["split_seed"]))
+        dataset = open_training_data(data, split_seed=int(opts["split_seed"]),
+                                     size=_input_size(model_name, record if resume else None))
         if resume:
             _check_same_data(dataset.describe(), record["data"], out)
             config = BLTConfig.from_dict(record["model_config"])
@@ -430,6 +431,14 @@ def _check_same_data(now: dict, then: dict, out: Path) -> None:
                         f"({then['source']}, sha256 {then.get('sha256', '?')[:12]}); pass the same `data`")
 
 
+def _input_size(model_name, record) -> int | None:
+    """The model's input size, known before the data is read (image folders decode for it)."""
+    try:
+        return int((BLTConfig.from_dict(record["model_config"]) if record else get_config(model_name)).input_size)
+    except Exception:            # an unknown name is refused, with its message, once the data is known
+        return None
+
+
 def _model_config(model_name: str, dataset, timesteps, num_classes) -> BLTConfig:
     preset, _ = split_name(model_name)
     k = len(dataset.classes)
@@ -444,11 +453,10 @@ def _model_config(model_name: str, dataset, timesteps, num_classes) -> BLTConfig
 
 # -- small helpers ----------------------------------------------------------------------------------
 def _device(device, dist: Dist) -> torch.device:
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    from .devices import resolve_device
+
+    dev = resolve_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise VRNNError("`device=cuda`: no CUDA device is available; use `device=cpu`")
         dev = torch.device("cuda", dist.local_rank if dist.world > 1 else (dev.index or 0))
         torch.cuda.set_device(dev)
     return dev

@@ -171,7 +171,9 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
         model.timesteps = int(timesteps)
     model.eval()
     if device is not None:
-        model.to(device)
+        from ..devices import resolve_device
+
+        model.to(resolve_device(device))
     return model
 
 
