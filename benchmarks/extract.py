@@ -15,6 +15,7 @@ Three parts (``--part``, default all), each a section of RESULTS.md:
   for ``ccn23-64/lateral`` (compute-bound).
 - ``resume``: what recording and checking each image file's size, mtime and hash costs
   (stated for 1M files).
+- ``shards``: one run vs 2 shards at once vs torchrun with 2 ranks (wall time).
 - ``memory``: 64 photos of 4000x3000 (JPEG), default batch, tiny ``lateral``,
   ``--layers gap``: the sum over every process of the run (main, writer, decoding
   workers) of its peak PSS (psutil, sampled every 20 ms). Target <= 3 GiB.
@@ -387,10 +388,62 @@ a touched file (new mtime, same bytes) costs one read and hash.
 """
 
 
+def shards_section(args) -> str:
+    """Wall time of one run vs 2 shards at once vs torchrun with 2 ranks (command line, photos)."""
+    import shutil as sh
+
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-shards-"))
+    folder = make_photos(tmp / "photos", 600)
+    base = [sys.executable, "-m", "vision_rnn", "extract", "--model", "lateral", "--weights", "random",
+            "--stimuli", str(folder), "--layers", "it,gap", "-q"]
+
+    def one():
+        subprocess.run(base + ["-o", str(tmp / "one.nc"), "--overwrite"], check=True)
+
+    def two():
+        sh.rmtree(tmp / "two.nc.shards", ignore_errors=True)
+        procs = [subprocess.Popen(base + ["-o", str(tmp / "two.nc"), "--shard", f"{i}/2"]) for i in range(2)]
+        assert all(p.wait() == 0 for p in procs)
+
+    def merge():
+        subprocess.run([sys.executable, "-m", "vision_rnn", "merge", str(tmp / "two.nc"), "--overwrite"],
+                       check=True, capture_output=True)
+
+    torchrun = sh.which("torchrun", path=str(Path(sys.executable).parent)) or sh.which("torchrun")
+
+    def ranks():
+        sh.rmtree(tmp / "tr.nc.shards", ignore_errors=True)
+        subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m"] + base[2:] +
+                       ["-o", str(tmp / "tr.nc")], check=True, capture_output=True)
+
+    t = {name: min(_timed(fn) for _ in range(args.repeats)) for name, fn in
+         (("one", one), ("two", two), ("merge", merge), ("torchrun", ranks))}
+    print(json.dumps(t, indent=1))
+    return f"""## Extraction: shards and torchrun
+
+Command: `python benchmarks/extract.py --part shards --write` ({platform.machine()}, {os.cpu_count()} cores,
+CPU only). `vrnn extract --model lateral --weights random --layers it,gap` over 600 JPEG photos
+(as in the input-pipeline section), best of {args.repeats}, wall time including start-up.
+
+| run | wall time | speed-up over one process |
+| --- | --- | --- |
+| one process | {t['one']:.2f} s | 1.00 |
+| 2 shards at once (`--shard 0/2`, `--shard 1/2`) | {t['two']:.2f} s | {t['one'] / t['two']:.2f} |
+| then `vrnn merge` | {t['merge']:.2f} s | |
+| `torchrun --nproc_per_node 2` | {t['torchrun']:.2f} s | {t['one'] / t['torchrun']:.2f} |
+
+Little or no gain is expected on {os.cpu_count()} cores: one run already keeps both busy (the model on
+one thread, a decoding process and the writer on the rest), so two runs share the same two
+cores and each also pays its own start-up (interpreter, torch, model: about 2.5 s; torchrun adds
+its own launcher and rendezvous on top). Shards
+pay off across machines or GPUs, where each shard brings its own cores.
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="overlap,input,memory,resume",
-                    help="comma-separated: overlap, input, memory, resume")
+    ap.add_argument("--part", default="overlap,input,memory,resume,shards",
+                    help="comma-separated: overlap, input, memory, resume, shards")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
@@ -398,7 +451,7 @@ def main():
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
     parts = {"overlap": overlap_section, "input": input_section, "memory": memory_section,
-             "resume": resume_section}
+             "resume": resume_section, "shards": shards_section}
     for name in args.part.split(","):
         text = parts[name](args)
         print(text)

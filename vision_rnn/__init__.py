@@ -15,6 +15,7 @@ from .errors import VRNNError
 from .stimuli import Stimuli, load_stimuli
 from .extract import extract
 from .store import layer, open_activations
+from ._shards import merge
 
 _LAZY = {
     "load_model": ".models",
@@ -25,7 +26,7 @@ _LAZY = {
 }
 
 __all__ = ["Stimuli", "VRNNError", "analysis", "extract", "layer", "list_models", "load_model",
-           "load_stimuli", "neural", "open_activations", "plotting", "__version__"]
+           "load_stimuli", "merge", "neural", "open_activations", "plotting", "__version__"]
 
 
 def __getattr__(name):

@@ -7,6 +7,7 @@ Exit codes: 0 success, 2 user error (one line on stderr naming what and where),
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 import warnings
@@ -29,7 +30,8 @@ FLAGS = {
     "id_map": "--id-map", "encoding": "--encoding", "shared_only": "--shared-only", "data": "--data",
     "epochs": "--epochs", "lr": "--lr", "augment": "--augment", "workers": "--workers",
     "step_weights": "--step-weights", "split_seed": "--split-seed", "num_classes": "--num-classes",
-    "max_batches": "--max-batches", "min_reliability": "--min-reliability",
+    "max_batches": "--max-batches", "min_reliability": "--min-reliability", "shard": "--shard",
+    "delete_shards": "--delete-shards",
 }
 _ARG = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
@@ -196,6 +198,9 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
               help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N or mps.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Processes that decode images ahead of the model (default: cores - 2, at least 1; 0: none).")
+@click.option("--shard", default=None,
+              help="I/N: extract the I-th of N blocks of the stimuli into OUT.shards/ (e.g. "
+                   "$SLURM_ARRAY_TASK_ID/N); under torchrun each rank takes RANK/WORLD_SIZE.")
 @click.option("--pool", type=click.Choice(["mean"]), default=None, help="Store the spatial mean per channel.")
 @click.option("--dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True)
 @click.option("--compression", type=click.Choice(["zstd", "zlib", "none"]), default="zstd", show_default=True)
@@ -208,8 +213,8 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
               help="Accept a training run (or weights file) that has not finished an epoch: its initial weights.")
 @quiet_option
 @user_errors
-def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, workers, pool, dtype,
-                compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained, quiet):
+def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, workers, shard, pool,
+                dtype, compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained, quiet):
     """Run a model over stimuli; write every layer at every step to netCDF.
 
     \b
@@ -221,13 +226,26 @@ def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size
     from .models import load_model
     from .stimuli import load_stimuli
 
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world > 1 and shard is None:       # torchrun: each rank extracts its shard, on its own GPU
+        shard = f"{os.environ.get('RANK', '0')}/{world}"
+        if device == "auto":
+            import torch
+
+            if torch.cuda.is_available():
+                device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     model = load_model(model_name, weights=weights, seed=seed, device=device, allow_untrained=allow_untrained)
     stim = load_stimuli(stimuli, metadata=metadata, layers=model.layer_names)
     out = Path(out) if out else default_output(model_name, stim.name)
     tree = extract(model, stim, layers=csv_list(layers), timesteps=timesteps, batch_size=batch_size,
                    device=device, out=out, pool=pool, dtype=dtype, compression=compression,
-                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, workers=workers,
+                   resume=resume, overwrite=overwrite, skip_bad=skip_bad, workers=workers, shard=shard,
                    progress=show_progress(quiet))
+    if shard is not None:
+        from ._shards import parse, shard_path
+
+        click.echo(summary_line(tree, shard_path(out, *parse(shard))))
+        return
     click.echo(summary_line(tree, out))
 
 
@@ -245,6 +263,25 @@ def info_cmd(path, quiet):
     from .store import describe
 
     click.echo(describe(path))
+
+
+@main.command("merge")
+@click.argument("out", type=click.Path())
+@click.option("--delete-shards", is_flag=True, help="Delete OUT.shards/ once OUT is written.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing OUT.")
+@quiet_option
+@user_errors
+def merge_cmd(out, delete_shards, overwrite, quiet):
+    """Write the shards of OUT (OUT.shards/, from extract --shard I/N) as the single file OUT.
+
+    \b
+    Example:
+      vrnn merge acts.nc
+      vrnn merge acts.nc --delete-shards
+    """
+    from ._shards import merge
+
+    click.echo(merge(out, delete_shards=delete_shards, overwrite=overwrite))
 
 
 # -- training ------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def default_workers() -> int:
 
 def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, device="auto", out=None,
             pool=None, dtype: str = "float32", compression: str = "zstd", resume: bool = False,
-            overwrite: bool = False, skip_bad: bool = False, workers: int | None = None,
+            overwrite: bool = False, skip_bad: bool = False, workers: int | None = None, shard=None,
             progress: bool = False):
     """Run ``model`` over ``stimuli``; return every layer at every step as an ``xarray.DataTree``.
 
@@ -69,6 +69,9 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         instead of stopping.
     workers : processes that decode and prepare batches ahead of the model (default
         :func:`default_workers`; 0: in this process).
+    shard : ``(I, N)`` or ``"I/N"``: extract only the I-th of N contiguous blocks of the
+        stimuli (``numpy.array_split``) into ``<out>.shards/``; ``open_activations(out)``
+        opens the complete set as one, :func:`vision_rnn.merge` writes it as one file.
 
     >>> import vision_rnn as vrnn
     >>> model = vrnn.load_model("lateral", weights="random")
@@ -116,6 +119,20 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     from .devices import resolve_device
 
     device = resolve_device(device)
+    shard_attrs = {}
+    if shard is not None:
+        from . import _shards
+
+        if out is None:
+            raise VRNNError("`shard` needs `out`, the name of the whole data set (e.g. out='acts.nc')")
+        index, count = _shards.parse(shard)
+        rows = _shards.block(len(stim), index, count)
+        shard_attrs = {"shard_index": index, "shard_count": count, "shard_start": int(rows[0]),
+                       "set_n_stimuli": len(stim), "set_fingerprint": stim.fingerprint()}
+        _check_folder(Path(out))
+        out = _shards.shard_path(out, index, count)
+        out.parent.mkdir(exist_ok=True)
+        stim = stim.subset(rows)
     stim = stim.check(skip_bad=skip_bad, size=model.input_size)
     n = len(stim)
     specs = [store.VarSpec("logits", None, len(model.classes), "float32")]
@@ -129,6 +146,7 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
     layout = store.Layout(n, steps, min(batch_size, n), specs)
     attrs = store.base_attrs(model, stim, layout, layers=layers, pool=pool, dtype=dtype,
                              compression=compression, skipped=stim.skipped)
+    attrs.update(shard_attrs)
 
     in_memory = out is None
     if in_memory:
@@ -353,7 +371,10 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
                     raise BadImages(bad_text(bad, stim.source), bad)
                 lo = b * bs
                 k = x.shape[0]
+                if k < bs:      # every batch of full size: an image's numbers never depend on its batch
+                    x = torch.cat([x, x.new_zeros((bs - k,) + tuple(x.shape[1:]))])
                 states = model.run(x.to(device, non_blocking=cuda), timesteps=steps, layers=layers)
+                states = {name: v[:k] for name, v in states.items()}
                 slot = writer.slot()
                 views = slot_views(writer.buf, slot * writer.slot_bytes, layout)
                 np.copyto(views["logits"][:k], states["logits"].float().cpu().numpy())

@@ -304,6 +304,49 @@ def copy_batches(src, dst, layout, n: int, batches: int) -> None:
         b.sync()
 
 
+def merge_files(paths, dst, attrs: dict, root) -> None:
+    """Write ``dst``: the activation files ``paths`` (the shards of one set, in order) as one file
+    laid out as a single run lays it out. ``root`` holds the stimulus coordinates of the whole
+    set (ids, labels, label names, metadata); ``attrs`` its root attributes."""
+    import pandas as pd
+
+    with _checked(paths[0]) as (ds, a):
+        t = ds.dimensions["time"].size
+        classes = [str(c) for c in np.asarray(ds.variables["class"][:])]
+        weight = np.asarray(ds.variables["readout_weight"][:])
+        bias = np.asarray(ds.variables["readout_bias"][:]) if "readout_bias" in ds.variables else None
+        specs = [VarSpec("logits", None, ds.dimensions["class"].size, "float32")]
+        for name, g in ds.groups.items():
+            var = g.variables["activation"]
+            spatial = tuple(int(v) for v in var.getncattr("spatial_shape")) if "spatial_shape" in var.ncattrs() else None
+            specs.append(VarSpec(name, name, g.dimensions["unit"].size, str(a.get("dtype", "float32")), spatial))
+        batch_size, compression = int(a["batch_size"]), str(a.get("compression", "zstd"))
+    n = root.sizes["stimulus"]
+    layout = Layout(n, t, min(batch_size, n), specs)
+    columns = [c for c in root.coords if root[c].dims == ("stimulus",) and c not in ("stimulus", "label", "label_name")]
+    meta = pd.DataFrame({c: root[c].values for c in columns}, index=root["stimulus"].values) if columns else None
+    create(dst, layout, stimuli_ids=[str(i) for i in root["stimulus"].values], labels=root["label"].values,
+           label_names=[str(v) for v in root["label_name"].values], metadata=meta, classes=classes,
+           readout_weight=weight, readout_bias=bias, attrs=attrs, compression=compression)
+    start = 0
+    with appending(dst) as out:
+        for path in paths:
+            with _checked(path) as (src, _):
+                k = src.dimensions["stimulus"].size
+                for spec in specs:
+                    va = src.variables[spec.name] if spec.group is None else src.groups[spec.group].variables["activation"]
+                    vb = out.variables[spec.name] if spec.group is None else out.groups[spec.group].variables["activation"]
+                    va.set_auto_maskandscale(False)
+                    vb.set_auto_maskandscale(False)
+                    for lo in range(0, k, layout.batch_size):
+                        hi = min(lo + layout.batch_size, k)
+                        vb[start + lo:start + hi] = va[lo:hi]
+            start += k
+        out.setncattr("batches_done", math.ceil(n / layout.batch_size))
+        out.setncattr("complete", 1)
+        out.sync()
+
+
 def provenance_mismatch(path, expected: dict) -> list[str]:
     """The provenance fields of ``path`` that differ from ``expected``."""
     attrs = read_attrs(path)
@@ -556,7 +599,14 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     import xarray as xr
     from xarray.backends import NetCDF4DataStore
 
+    from . import _shards
+
     path = Path(path)
+    if _shards.is_set(path):
+        if allow_incomplete:
+            raise StoreError(f"{path}: a shard set is opened whole; `allow_incomplete=True` reads one shard's "
+                             f"file in {_shards.folder(path).name}/")
+        return _shards.open_set(path, chunks=chunks)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         hint = f" ({partial.name} exists: finish it by extracting again with `resume=True`)" if partial.exists() else ""
@@ -620,8 +670,12 @@ def layer(tree, name: str):
 
 
 def describe(path) -> str:
-    """A human summary of an activation file (complete or .partial)."""
+    """A human summary of an activation file (complete or .partial), or of a shard set."""
+    from . import _shards
+
     path = Path(path)
+    if _shards.is_set(path):
+        return _shards.describe_set(path)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         if partial.exists():
