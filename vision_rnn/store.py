@@ -288,18 +288,24 @@ def written_ids(path, n: int) -> tuple[list, list]:
     return ids, labels
 
 
+def _copy_rows(a, b, specs, n: int, step: int, at: int = 0) -> None:
+    """Rows 0..n of every per-stimulus variable of the open file ``a`` into rows at..at+n of ``b``,
+    ``step`` rows at a time (bounded memory), values as stored."""
+    for spec in specs:
+        va = a.variables[spec.name] if spec.group is None else a.groups[spec.group].variables["activation"]
+        vb = b.variables[spec.name] if spec.group is None else b.groups[spec.group].variables["activation"]
+        va.set_auto_maskandscale(False)
+        vb.set_auto_maskandscale(False)
+        for lo in range(0, n, step):
+            hi = min(lo + step, n)
+            vb[at + lo:at + hi] = va[lo:hi]
+
+
 def copy_batches(src, dst, layout, n: int, batches: int) -> None:
     """Copy the first ``n`` stimuli of every activation variable of ``src`` into ``dst`` (a new
     file of the same variables), one batch at a time, and record ``batches`` as done."""
     with _checked(src) as (a, _), appending(dst) as b:
-        for spec in layout.specs:
-            va = a.variables[spec.name] if spec.group is None else a.groups[spec.group].variables["activation"]
-            vb = b.variables[spec.name] if spec.group is None else b.groups[spec.group].variables["activation"]
-            va.set_auto_maskandscale(False)
-            vb.set_auto_maskandscale(False)
-            for lo in range(0, n, layout.batch_size):
-                hi = min(lo + layout.batch_size, n)
-                vb[lo:hi] = va[lo:hi]
+        _copy_rows(a, b, layout.specs, n, layout.batch_size)
         b.setncattr("batches_done", int(batches))
         b.sync()
 
@@ -333,14 +339,7 @@ def merge_files(paths, dst, attrs: dict, root) -> None:
         for path in paths:
             with _checked(path) as (src, _):
                 k = src.dimensions["stimulus"].size
-                for spec in specs:
-                    va = src.variables[spec.name] if spec.group is None else src.groups[spec.group].variables["activation"]
-                    vb = out.variables[spec.name] if spec.group is None else out.groups[spec.group].variables["activation"]
-                    va.set_auto_maskandscale(False)
-                    vb.set_auto_maskandscale(False)
-                    for lo in range(0, k, layout.batch_size):
-                        hi = min(lo + layout.batch_size, k)
-                        vb[start + lo:start + hi] = va[lo:hi]
+                _copy_rows(src, out, specs, k, layout.batch_size, at=start)
             start += k
         out.setncattr("batches_done", math.ceil(n / layout.batch_size))
         out.setncattr("complete", 1)
