@@ -404,3 +404,30 @@ def test_median_score_uses_only_reliable_neuroids_and_enough_of_them(n_neuroids,
             assert med[t] == pytest.approx(np.median(r[0, t, ok]))
         else:
             assert np.isnan(med[t])
+
+
+# -- shard specs ----------------------------------------------------------------------------------
+@given(st.integers(1, 5000), st.integers(1, 64))
+def test_shard_blocks_cover_every_stimulus_once_in_order(n, count):
+    from vision_rnn import _shards
+
+    if count > n:
+        with pytest.raises(VRNNError, match="shards for"):
+            _shards.block(n, 0, count)
+        return
+    blocks = [_shards.block(n, i, count) for i in range(count)]
+    np.testing.assert_array_equal(np.concatenate(blocks), np.arange(n))
+    assert max(b.size for b in blocks) - min(b.size for b in blocks) <= 1
+
+
+@given(st.text(max_size=12))
+def test_any_shard_spec_is_parsed_or_refused_in_one_line(text):
+    from vision_rnn import _shards
+
+    try:
+        i, n = _shards.parse(text)
+    except VRNNError as e:
+        assert "\n" not in str(e) and str(e).startswith("`shard=")
+        return
+    assert 0 <= i < n and _shards.parse(f"{i}/{n}") == (i, n)
+    assert [int(p) for p in text.split("/")] == [i, n]

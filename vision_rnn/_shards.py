@@ -37,13 +37,14 @@ def shard_path(out, index: int, count: int) -> Path:
 
 def parse(spec) -> tuple[int, int]:
     """``"I/N"`` (or a pair) -> (I, N) with 0 <= I < N; VRNNError naming ``shard`` otherwise."""
+    shown = str(spec) if str(spec).isprintable() else repr(str(spec))
     try:
         index, count = (spec.split("/") if isinstance(spec, str) else spec)
         index, count = int(index), int(count)
     except (TypeError, ValueError):
-        raise VRNNError(f"`shard={spec}`: write it I/N, the I-th of N shards (0 <= I < N), e.g. 0/4") from None
+        raise VRNNError(f"`shard={shown}`: write it I/N, the I-th of N shards (0 <= I < N), e.g. 0/4") from None
     if count < 1 or not 0 <= index < count:
-        raise VRNNError(f"`shard={spec}`: needs 0 <= I < N (the I-th of N shards, counted from 0)")
+        raise VRNNError(f"`shard={shown}`: needs 0 <= I < N (the I-th of N shards, counted from 0)")
     return index, count
 
 
