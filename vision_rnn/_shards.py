@@ -183,6 +183,12 @@ def merge(out, *, delete_shards: bool = False, overwrite: bool = False) -> str:
         store.merge_files(paths, tmp, attrs, tree.to_dataset(inherit=False))
         tree.close()
         os.replace(tmp, out)
+    except (OSError, RuntimeError) as e:            # a full disk, mostly: one line, nothing left behind
+        tree.close()
+        tmp.unlink(missing_ok=True)
+        free = shutil.disk_usage(out.parent).free / 2**20
+        raise StoreError(f"{out}: writing the merged file failed ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}; "
+                         f"{free:.0f} MiB free); free space and merge again (the shards are untouched)") from None
     except BaseException:
         tree.close()
         tmp.unlink(missing_ok=True)
