@@ -290,6 +290,9 @@ def test_cichy2014_meg_rdms_in_the_published_layout(k92, tmp_path):
 def test_help_has_an_example():
     r = run("compare", "--help")
     assert r.exit_code == 0 and "Example:" in r.output and "vrnn compare k92.nc" in r.output
+    from vision_rnn.analysis.encoding import MIN_RELIABILITY
+
+    assert f"[default: {MIN_RELIABILITY:g}]" in " ".join(r.output.split())    # the help states the real default
 
 
 def test_brainio_writer_round_trip(k92, tmp_path):

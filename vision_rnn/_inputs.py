@@ -19,7 +19,7 @@ import numpy as np
 
 from ._writer import WriteFailed
 from .errors import StimuliError
-from .stimuli import SCAN_ALL_BELOW
+from .stimuli import SCAN_ALL_BELOW, unreadable
 
 SOURCE = np.dtype([("index", "<i8"), ("size", "<i8"), ("mtime_ns", "<i8"), ("hash", "<u8")])
 
@@ -34,52 +34,28 @@ def file_hash(path) -> int:
 
 
 class BadImages(StimuliError):
-    """Images that only a full decode shows to be unreadable; ``found``: {id: reason}."""
+    """Images that only a full decode shows to be unreadable; ``found``: {index: reason}."""
 
     def __init__(self, message: str, found: dict | None = None):
         super().__init__(message)
         self.found = found or {}
 
 
-def bad_text(found: dict, where: str) -> str:
-    names = list(found)
-    shown = ", ".join(f"{n} ({found[n]})" for n in names[:5])
-    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-    return f"{len(names)} unreadable image(s) in {where}: {shown}{more}"
-
-
-def scan_all(stim, found: dict, n: int, size: int) -> str:
-    """The error of a run that failed before its first batch: every unreadable file of a small
-    folder (header checks and full decodes), else those found so far."""
-    found = dict(found)
-    complete = stim.files is not None and n <= SCAN_ALL_BELOW
+def scan_all(stim, found: dict, size: int) -> str:
+    """The error of a run that failed before its first batch (``found``: {index: reason}): every
+    unreadable file of a small folder, else those found so far."""
+    complete = stim.files is not None and len(stim) <= SCAN_ALL_BELOW
     if complete:
-        for i in range(n):
-            if stim.ids[i] not in found:
-                reason = _decode_error(stim, i, size)
-                if reason:
-                    found[stim.ids[i]] = reason
+        found = {**found, **stim.decode_errors([i for i in range(len(stim)) if i not in found], size)}
     note = "" if complete else " (found in the first batch; `skip_bad=True` checks every file first)"
-    return (f"{bad_text(found, stim.source)}{note}; nothing was written: fix or remove them, "
-            "or pass `skip_bad=True`")
-
-
-def _decode_error(stim, i: int, size: int) -> str:
-    try:
-        stim.load([i], size)
-    except Exception as e:  # noqa: BLE001 - any failure to decode is what is reported
-        text = str(e)
-        if "(" in text and text.startswith("unreadable image"):
-            text = text[text.index("(") + 1:text.rindex(")")]
-        return text.split("\n")[0] or e.__class__.__name__
-    return ""
+    return f"{unreadable(stim, found)}{note}; nothing was written: fix or remove them, or pass `skip_bad=True`"
 
 
 class Batches:
     """Batch ``b`` of the stimuli, decoded and prepared for the model (a torch map-style dataset).
 
     Returns ``(b, x, bad, sources)``: ``x`` the (k, 3, size, size) tensor (None when an image
-    is unreadable), ``bad`` {id: reason} of the unreadable images of the batch, ``sources``
+    is unreadable), ``bad`` {index: reason} of the unreadable images of the batch, ``sources``
     the size, mtime and content hash of each image file (None for other stimuli).
     """
 
@@ -99,9 +75,9 @@ class Batches:
         sources = self._sources(idx) if self.stim.files is not None else None
         try:
             images = self.stim.load(idx, self.size)
-        except Exception:  # noqa: BLE001 - find every unreadable image of the batch
-            bad = {self.stim.ids[i]: _decode_error(self.stim, i, self.size) for i in idx}
-            return b, None, {k_: v for k_, v in bad.items() if v} or {"?": "unreadable batch"}, sources
+        except Exception as e:  # noqa: BLE001 - find every unreadable image of the batch
+            bad = self.stim.decode_errors(idx, self.size)
+            return b, None, bad or {idx[0]: str(e).split("\n")[0] or e.__class__.__name__}, sources
         return b, prepare(images, self.size, self.mean, self.std), {}, sources
 
     def _sources(self, idx):

@@ -94,8 +94,9 @@ def _ranges(indices) -> str:
     return ", ".join(out)
 
 
-def check_set(out) -> list[Path]:
-    """The shard files of a complete set, in order; StoreError naming what is missing or differs."""
+def check_set(out) -> tuple[list[Path], list[dict]]:
+    """The shard files of a complete set, in order, with their root attributes; StoreError naming
+    what is missing or differs."""
     from .store import PROVENANCE, read_attrs
 
     count, done, partial = _listing(out)
@@ -119,14 +120,11 @@ def check_set(out) -> list[Path]:
     if any(int(a.get("shard_start", -1)) != s for a, s in zip(attrs, starts[:-1])) or \
             starts[-1] != int(attrs[0].get("set_n_stimuli", -1)):
         raise StoreError(f"{out}: its shards do not cover the stimuli in order; extract the set again")
-    return paths
+    return paths, attrs
 
 
-def set_attrs(paths) -> dict:
-    """The root attributes of the whole set, as a single run would write them."""
-    from .store import read_attrs
-
-    attrs = [read_attrs(p) for p in paths]
+def set_attrs(attrs: list[dict]) -> dict:
+    """The root attributes of the whole set (from those of its shards), as a single run writes them."""
     merged = {k: v for k, v in attrs[0].items() if k not in SET_KEYS}
     skipped = [s for a in attrs for s in json.loads(a.get("skipped", "[]"))]
     merged.update(n_stimuli=sum(int(a["n_stimuli"]) for a in attrs), stimuli_fingerprint=attrs[0]["set_fingerprint"],
@@ -140,7 +138,7 @@ def open_set(out, chunks=None):
 
     from .store import open_activations
 
-    paths = check_set(out)
+    paths, shard_attrs = check_set(out)
     trees = [open_activations(p, chunks=chunks) for p in paths]
     try:
         parts = {}
@@ -149,7 +147,7 @@ def open_set(out, chunks=None):
             parts["/" + name] = xr.concat(nodes, dim="stimulus", data_vars="minimal", coords="minimal",
                                           compat="override", join="override", combine_attrs="override")
         tree = xr.DataTree.from_dict(parts)
-        attrs = set_attrs(paths)
+        attrs = set_attrs(shard_attrs)
         attrs["batches_done"] = int(np.ceil(attrs["n_stimuli"] / int(attrs["batch_size"])))
         tree.attrs = attrs
         for name in trees[0].children:
@@ -174,13 +172,13 @@ def merge(out, *, delete_shards: bool = False, overwrite: bool = False) -> str:
         raise StoreError(f"{out}: no such activation file and no shards ({folder(out).name}/) to merge")
     if out.exists() and not overwrite:
         raise StoreError(f"{out} exists; pass `overwrite=True` to replace it with the merged shards")
-    paths = check_set(out)
-    attrs = set_attrs(paths)
     tmp = out.with_name(f".{out.name}.merging-{os.getpid()}")
     tmp.unlink(missing_ok=True)
-    tree = open_set(out)
+    tree = open_set(out)                          # checks the set; its attributes are the merged file's
+    count, done, _ = _listing(out)
     try:
-        store.merge_files(paths, tmp, attrs, tree.to_dataset(inherit=False))
+        store.merge_files([done[i] for i in range(count)], tmp, {**tree.attrs, "batches_done": 0, "complete": 0},
+                          tree.to_dataset(inherit=False))
         tree.close()
         os.replace(tmp, out)
     except (OSError, RuntimeError) as e:            # a full disk, mostly: one line, nothing left behind
@@ -195,8 +193,8 @@ def merge(out, *, delete_shards: bool = False, overwrite: bool = False) -> str:
         raise
     if delete_shards:
         shutil.rmtree(folder(out))
-        return f"merged {len(paths)} shards into {out} (shards deleted)"
-    return f"merged {len(paths)} shards into {out} (shards kept in {folder(out).name}/)"
+        return f"merged {count} shards into {out} (shards deleted)"
+    return f"merged {count} shards into {out} (shards kept in {folder(out).name}/)"
 
 
 def describe_set(out) -> str:

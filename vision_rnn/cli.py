@@ -437,9 +437,9 @@ def demo_cmd(weights, out, limit, overwrite, quiet):
               help="CSV with a header and two columns (activation id, recording id) for stimuli named differently.")
 @click.option("--encoding", is_flag=True,
               help="Also fit cross-validated ridge encoding models (recordings with neuroids).")
-@click.option("--min-reliability", type=float, default=0.3, show_default=True,
+@click.option("--min-reliability", type=float, default=None,
               help="Split-half reliability in (0, 1] below which a neuroid at a bin gets no noise-corrected "
-                   "encoding score (with --encoding).")
+                   "encoding score (with --encoding)  [default: 0.3]")
 @click.option("--shared-only", is_flag=True, help="Compare on the shared stimuli when the two sets differ.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap and the encoding folds.")
 @click.option("--overwrite", is_flag=True, help="Replace the comparison report of an earlier run in the folder.")
@@ -464,8 +464,7 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
     from .compare import run_comparison
     from .compare_report import check_out
 
-    given = click.get_current_context().get_parameter_source("min_reliability")
-    if not encoding and given is not click.core.ParameterSource.DEFAULT:
+    if not encoding and min_reliability is not None:
         raise click.UsageError("--min-reliability applies to the encoding scores: add --encoding, or leave it out")
     out_path = check_out(out, overwrite)
     c = run_comparison(acts, recording, layers=csv_list(layers), rdm_method=rdm_method, method=method,

@@ -264,7 +264,7 @@ class Comparison:
 
 def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlation", method: str = "spearman",
                    n_bootstrap: int = 1000, mapping="default", id_map=None, encoding: bool = False,
-                   min_reliability: float = 0.3, shared_only: bool = False, seed: int = 0,
+                   min_reliability: float | None = None, shared_only: bool = False, seed: int = 0,
                    progress: bool = False) -> Comparison:
     """Compare every layer at every step of ``acts`` with every bin of ``recording``.
 
@@ -275,7 +275,8 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
     regions named after layers), a JSON file or a TimeMapping. ``encoding=True`` adds
     :func:`~vision_rnn.analysis.encoding.encode` for every layer and target with neuroids;
     ``min_reliability`` is its threshold on the split-half reliability of a neuroid at a bin
-    below which the noise-corrected score is NaN (in (0, 1]).
+    below which the noise-corrected score is NaN (in (0, 1]; default
+    :data:`~vision_rnn.analysis.encoding.MIN_RELIABILITY`).
     Refuses (:class:`CompareError`) inputs that share no stimuli, or only some of them
     unless ``shared_only``.
     """
@@ -286,9 +287,9 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
     if n_bootstrap < 0:
         raise CompareError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or more")
     if encoding:
-        from .analysis.encoding import check_min_reliability
+        from .analysis.encoding import MIN_RELIABILITY, check_min_reliability
 
-        min_reliability = check_min_reliability(min_reliability)     # refused before any work
+        min_reliability = check_min_reliability(MIN_RELIABILITY if min_reliability is None else min_reliability)
     opts = dict(rdm_method=rdm_method, method=method, n_bootstrap=n_bootstrap, mapping=mapping,
                 id_map=id_map, encoding=encoding, min_reliability=min_reliability, shared_only=shared_only,
                 seed=seed, progress=progress)

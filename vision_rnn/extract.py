@@ -31,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from . import store
-from ._inputs import SOURCE, BadImages, bad_text, batches, decoded, file_hash, scan_all
+from ._inputs import SOURCE, BadImages, batches, decoded, file_hash, scan_all
 from ._writer import WriteFailed, Writer, slot_views, sources_path
 from .errors import StoreError, VRNNError
+from .stimuli import unreadable
 
 
 def default_workers() -> int:
@@ -197,7 +198,7 @@ def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs
             partial.unlink(missing_ok=True)          # nothing written: nothing left behind
             sources.unlink(missing_ok=True)
             if isinstance(e, BadImages):
-                raise BadImages(scan_all(stim, e.found, layout.n_stimuli, model.input_size)) from None
+                raise BadImages(scan_all(stim, e.found, model.input_size)) from None
             if isinstance(e, WriteFailed):
                 raise StoreError(f"{e}; nothing was written: {e.fix}, then run it again") from None
             raise
@@ -368,7 +369,7 @@ def _run(model, stim, layout, layers, pool, steps, device, partial, start_batch,
         with torch.inference_mode():
             for b, x, bad, sources in decoded(batches(stim, layout, model, start_batch, workers, device)):
                 if bad:
-                    raise BadImages(bad_text(bad, stim.source), bad)
+                    raise BadImages(unreadable(stim, bad), bad)
                 lo = b * bs
                 k = x.shape[0]
                 if k < bs:      # every batch of full size: an image's numbers never depend on its batch

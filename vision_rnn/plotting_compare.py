@@ -12,8 +12,6 @@ the per-target Datasets of :func:`vision_rnn.compare.run_comparison`
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from .plotting import _figure, fit_titles
@@ -86,11 +84,13 @@ def _dodge(n, steps, width=0.45):
 def _unmapped_text(ds, layer, named=True) -> str:
     """Why no step of ``layer`` is active in any recording bin, from the TimeMapping the result carries
     (``ds.attrs["time_mapping"]``); ``named``: the text names the layer."""
+    from .analysis.timeaxis import TimeAxisError, TimeMapping
+
     try:
-        m = json.loads(ds.attrs["time_mapping"])
-        onsets, step_ms = {str(k): float(v) for k, v in m["onset_ms"].items()}, float(m["step_ms"])
-    except (KeyError, TypeError, ValueError, AttributeError):
+        m = TimeMapping.from_json(ds.attrs["time_mapping"])
+    except (KeyError, TimeAxisError):
         return "no step of this layer is mapped to a recording bin"
+    onsets, step_ms = {str(k): float(v) for k, v in m.onset_ms.items()}, float(m.step_ms)
     if layer not in onsets:
         placed = ", ".join(sorted(onsets, key=onsets.get)) or "no layer"
         return f"no time mapping{f' for layer {layer}' if named else ''}\n(the mapping places {placed})"

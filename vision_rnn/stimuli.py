@@ -288,53 +288,62 @@ class Stimuli:
                 h.update(str(os.path.getsize(f)).encode())
         return h.hexdigest()
 
+    def decode_errors(self, indices: Sequence[int] | None = None, size: int | None = None,
+                      header_only: bool = False) -> dict:
+        """``{index: reason}`` of the images at ``indices`` (default all) that do not decode for a
+        model input of ``size``; ``header_only``: that fail the quick header check instead."""
+        from PIL import Image
+
+        out = {}
+        for i in range(len(self)) if indices is None else indices:
+            try:
+                if self.files is None:
+                    self.load([i], size)
+                    continue
+                f = self.files[i]
+                if os.path.getsize(f) == 0:
+                    raise OSError("empty file")
+                if header_only:
+                    with Image.open(f) as im:
+                        im.verify()
+                else:
+                    decode_image(f, size)
+            except Exception as e:  # noqa: BLE001 - any failure to read an image is what is reported
+                out[i] = str(e).split("\n")[0] or e.__class__.__name__
+        return out
+
     def check(self, skip_bad: bool = False, size: int | None = None) -> "Stimuli":
         """Find unreadable image files before anything is written.
 
         Without ``skip_bad`` every file's header is checked and the bad ones are
-        listed in one error (extraction then finds files that only a full decode shows
-        to be bad, e.g. a truncated JPEG, as it decodes them). With ``skip_bad`` every
-        image is fully decoded (for a model input of ``size``, see :func:`decode_image`)
-        and the bad ones are dropped (their ids kept in ``.skipped``).
+        listed in one error (for a folder of up to :data:`SCAN_ALL_BELOW` files, with every
+        file a full decode finds bad, e.g. a truncated JPEG; extraction finds those of a
+        larger folder as it decodes them). With ``skip_bad`` every image is fully decoded
+        (for a model input of ``size``, see :func:`decode_image`) and the bad ones are
+        dropped (their ids kept in ``.skipped``).
         """
         if self.files is None:
             return self
-        from PIL import Image
-
-        bad, reasons = [], {}
-        for i, f in enumerate(self.files):
-            try:
-                if os.path.getsize(f) == 0:
-                    raise OSError("empty file")
-                if skip_bad:
-                    decode_image(f, size)
-                else:
-                    with Image.open(f) as im:
-                        im.verify()
-            except Exception as e:
-                bad.append(i)
-                reasons[self.ids[i]] = str(e).split("\n")[0] or e.__class__.__name__
+        bad = self.decode_errors(size=size, header_only=not skip_bad)
         if not bad:
             return self
         if not skip_bad:
             if len(self.files) <= SCAN_ALL_BELOW:      # a small folder: name the truncated files too, at once
-                for i, f in enumerate(self.files):
-                    if self.ids[i] not in reasons:
-                        try:
-                            decode_image(f, size)
-                        except Exception as e:
-                            reasons[self.ids[i]] = str(e).split("\n")[0] or e.__class__.__name__
-            names = list(reasons)
-            shown = ", ".join(f"{n} ({reasons[n]})" for n in names[:5])
-            more = f" and {len(names) - 5} more" if len(names) > 5 else ""
-            raise StimuliError(f"{len(names)} unreadable image(s) in {self.source}: {shown}{more}; "
-                               "fix or remove them, or pass `skip_bad=True`")
-        keep = [i for i in range(len(self)) if i not in set(bad)]
+                bad.update(self.decode_errors([i for i in range(len(self)) if i not in bad], size))
+            raise StimuliError(f"{unreadable(self, bad)}; fix or remove them, or pass `skip_bad=True`")
+        keep = [i for i in range(len(self)) if i not in bad]
         if not keep:
             raise StimuliError(f"{self.source}: every image is unreadable")
         out = self.subset(keep)
-        out.skipped = [self.ids[i] for i in bad]
+        out.skipped = [self.ids[i] for i in sorted(bad)]
         return out
+
+
+def unreadable(stim: Stimuli, bad: dict) -> str:
+    """'N unreadable image(s) in SOURCE: id (reason), ...' for ``{index: reason}``, in stimulus order."""
+    names = [f"{stim.ids[i]} ({bad[i]})" for i in sorted(bad)]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return f"{len(names)} unreadable image(s) in {stim.source}: {', '.join(names[:5])}{more}"
 
 
 def stem(stimulus_id: str) -> str:

@@ -386,19 +386,18 @@ def being_written(partial) -> str:
 ORPHAN_WAIT_S = 60.0
 
 
-def _wait_for_orphan_writer(partial) -> None:
-    """The run that wrote ``partial``'s lock is dead; its writer process may still be finishing the
-    batches it was handed. Wait for it (it stops within a batch or two), then clear the lock."""
+def _wait_for_orphan_writer(partial, record) -> None:
+    """The run that wrote ``partial``'s lock (``record``) is dead; its writer process may still be
+    finishing the batches it was handed. Wait for it (it stops within a batch or two), then clear
+    the lock."""
     import time
 
     from .atomic import is_dead
 
     lock = lock_path(partial)
-    try:
-        record = json.loads(lock.read_text())
-    except (OSError, ValueError):
+    if not isinstance(record, dict):
         return
-    writer = record.get("writer") if isinstance(record, dict) else None
+    writer = record.get("writer")
     deadline = time.monotonic() + ORPHAN_WAIT_S
     while isinstance(writer, dict) and not is_dead(writer):
         if time.monotonic() > deadline:
@@ -425,7 +424,7 @@ def writing(partial):
         record = None
     if isinstance(record, dict) and not is_dead(record):
         raise StoreError(being_written(partial) or f"{partial}: another process started writing it")
-    _wait_for_orphan_writer(partial)
+    _wait_for_orphan_writer(partial, record)
     record = {**this_process(), "since": datetime.datetime.now().isoformat(timespec="seconds")}
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
