@@ -1,6 +1,6 @@
 """Extraction throughput and memory.
 
-Three parts (``--part``, default all), each a section of RESULTS.md:
+Six parts (``--part``, default all), each a section of RESULTS.md:
 
 - ``overlap``: on the tiny model and N generated PNG stimuli (Fashion-MNIST images,
   flipped/shifted copies to reach N), (a) the bare forward pass ``model.run`` over the
@@ -16,6 +16,9 @@ Three parts (``--part``, default all), each a section of RESULTS.md:
 - ``resume``: what recording and checking each image file's size, mtime and hash costs
   (stated for 1M files).
 - ``shards``: one run vs 2 shards at once vs torchrun with 2 ranks (wall time).
+- ``zarr``: netCDF vs Zarr on the overlap part's stimuli and layers: write throughput (the
+  same forward-pass batches written in one process, no model running) and size on disk,
+  then the wall time of ``vrnn.extract`` into each.
 - ``memory``: 64 photos of 4000x3000 (JPEG), default batch, tiny ``lateral``,
   ``--layers gap``: the sum over every process of the run (main, writer, decoding
   workers) of its peak PSS (psutil, sampled every 20 ms). Target <= 3 GiB.
@@ -440,10 +443,106 @@ pay off across machines or GPUs, where each shard brings its own cores.
 """
 
 
+def zarr_section(args) -> str:
+    """netCDF file vs Zarr store: write throughput, size on disk and extraction wall time."""
+    import torch
+
+    import vision_rnn as vrnn
+    from vision_rnn import store
+    from vision_rnn.extract import extract
+    from vision_rnn.stimuli import prepare
+
+    n, bs = args.n, args.batch_size
+    tmp = Path(tempfile.mkdtemp(prefix="vrnn-zarr-"))
+    folder = make_stimuli(tmp / "stim", n)
+    model = vrnn.load_model("lateral", weights="random", seed=0)
+    stim = vrnn.load_stimuli(folder)
+    images = stim.load(range(n))
+    layers = ["v1", "v2", "v4", "it", "gap"]
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, n, bs):
+            s = model.run(prepare(images[i:i + bs], model.input_size, model.mean, model.std), layers=layers)
+            outs.append({k: v.reshape(v.shape[0], v.shape[1], -1).numpy() for k, v in s.items()})
+    raw = sum(o[k].nbytes for o in outs for k in o)
+    specs = [store.VarSpec("logits", None, 10, "float32")]
+    specs += [store.VarSpec(l, l, outs[0][l].shape[2], "float32",
+                            spatial=model.layer_shape(l) if l != "gap" else None) for l in layers]
+    layout = store.Layout(n, model.timesteps, bs, specs)
+
+    def best(fn):
+        times, r = [], None
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            r = fn()
+            times.append(time.perf_counter() - t0)
+        return min(times), r
+
+    import zarr
+
+    rows = []
+    for suffix, compression, threads in ((".nc", "zstd", None), (".zarr", "zstd", None), (".zarr", "zstd", 1),
+                                         (".nc", "none", None), (".zarr", "none", None)):
+        with zarr.config.set({"threading.max_workers": threads}):
+            def write():
+                path = tmp / f"write{suffix}"
+                store.remove(path)
+                store.create(path, layout, stimuli_ids=stim.ids, labels=np.zeros(n, int),
+                             label_names=stim.label_names, metadata=None, classes=model.classes,
+                             readout_weight=np.zeros((10, 128), np.float32), readout_bias=None,
+                             attrs={"x": 1}, compression=compression)
+                with store.appending(path) as ds:
+                    targets = {"logits": ds.variables["logits"],
+                               **{l: ds.groups[l].variables["activation"] for l in layers}}
+                    for b, o in enumerate(outs):
+                        store.write_rows(ds, targets, b * bs, o, o["logits"].shape[0])
+                        ds.setncattr("batches_done", b + 1)
+                        ds.sync()
+                return store.size_on_disk(path)
+
+            def run_extract():
+                out = tmp / f"extract{suffix}"
+                store.remove(out)
+                extract(model, stim, layers=layers, batch_size=bs, out=out, compression=compression).close()
+
+            t_write, size = best(write)
+            t_ext, _ = best(run_extract)
+        fmt = "netCDF-4" if suffix == ".nc" else "Zarr v3" + (", 1 encoding thread" if threads else "")
+        rows.append(dict(fmt=fmt, compression=compression, t_write=t_write, mib_s=raw / 2**20 / t_write,
+                         size=size / 2**20, t_extract=t_ext))
+    print(json.dumps(rows, indent=1))
+    table = "\n".join(f"| {r['fmt']} | {r['compression']} | {r['t_write']:.2f} s | {r['mib_s']:.0f} MiB/s | "
+                      f"{r['size']:.0f} MiB | {r['t_extract']:.2f} s |" for r in rows)
+    return f"""## Extraction: Zarr vs netCDF
+
+Command: `python benchmarks/extract.py --part zarr --write` ({platform.machine()}, {os.cpu_count()} cores,
+CPU only). {n} Fashion-MNIST PNG stimuli through the tiny random-weight `lateral` network, every
+layer unpooled (v1, v2, v4, it, gap and the logits: {raw / 2**20:.0f} MiB of float32), batch {bs}, best
+of {args.repeats}. *Write*: the same forward-pass batches written into a new file or store in one
+process (no model running), as the extraction's writer process writes them; *extract*:
+`vrnn.extract(..., out=...)` from the image files, writer process and model overlapping.
+
+| format | compression | write | write throughput (uncompressed) | size on disk | extract |
+| --- | --- | --- | --- | --- | --- |
+{table}
+
+netCDF-4 compresses each chunk with zstd (level 1, shuffle) on one thread, inside HDF5; the
+Zarr store compresses with Blosc-zstd (level 1, byte shuffle, 1 MiB blocks), and zarr encodes the chunks of
+a batch's variables in parallel threads (the row with one encoding thread,
+`zarr.config.set({{"threading.max_workers": 1}})`, shows what the threads add), so its write
+throughput grows with cores where netCDF's does not. Uncompressed, Zarr pays for one file per
+chunk. In an extraction the writer shares the machine with the model and the decoding
+workers: on {os.cpu_count()} cores Zarr's encoding threads and per-chunk files take CPU time from
+the model, and the extraction into a store is slower than into a netCDF file, which stays the
+default; Zarr is for object stores, file systems where HDF5 locking fails, and readers that
+want chunk files.
+"""
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--part", default="overlap,input,memory,resume,shards",
-                    help="comma-separated: overlap, input, memory, resume, shards")
+    ap.add_argument("--part", default="overlap,input,memory,resume,shards,zarr",
+                    help="comma-separated: overlap, input, memory, resume, shards, zarr")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=2)
@@ -451,7 +550,7 @@ def main():
     ap.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = ap.parse_args()
     parts = {"overlap": overlap_section, "input": input_section, "memory": memory_section,
-             "resume": resume_section, "shards": shards_section}
+             "resume": resume_section, "shards": shards_section, "zarr": zarr_section}
     for name in args.part.split(","):
         text = parts[name](args)
         print(text)

@@ -1,4 +1,5 @@
-"""Shared test set-up: garbage collection between tests and the hypothesis profiles."""
+"""Shared test set-up: garbage collection between tests, the hypothesis profiles, and the small
+model and stimuli the extraction tests share."""
 
 import gc
 import os
@@ -13,6 +14,22 @@ settings.register_profile("ci", max_examples=100, derandomize=True, deadline=Non
 settings.register_profile("long", max_examples=2000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 settings.load_profile(os.environ.get("VRNN_HYPOTHESIS", "ci"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    """The tiny lateral network with seeded random weights (a module's tests may name their own)."""
+    import vision_rnn as vrnn
+
+    return vrnn.load_model("lateral", weights="random", seed=0)
+
+
+@pytest.fixture(scope="module")
+def stim():
+    """43 Fashion-MNIST stimuli, every tenth (uneven blocks for 2 and 3 shards: 22 + 21, 15 + 14 + 14)."""
+    import vision_rnn as vrnn
+
+    return vrnn.load_stimuli("builtin:fashion-mnist").subset(range(0, 430, 10))
 
 
 @pytest.fixture(autouse=True)

@@ -21,11 +21,6 @@ from vision_rnn.stimuli import prepare
 
 
 @pytest.fixture(scope="module")
-def model():
-    return vrnn.load_model("lateral", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
 def photo_folder(tmp_path_factory):
     """Photos of mixed sizes and modes, in class folders; pairs that must agree."""
     root = tmp_path_factory.mktemp("photos")

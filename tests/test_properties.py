@@ -36,11 +36,6 @@ def one_line(e: Exception) -> str:
     return text
 
 
-@pytest.fixture(scope="module")
-def model():
-    return vrnn.load_model("lateral", weights="random", seed=0)
-
-
 # -- image files ------------------------------------------------------------------------------------
 def _image_bytes(fmt: str) -> bytes:
     rng = np.random.default_rng(0)
@@ -203,15 +198,18 @@ COLUMN_TYPES = {
 }
 
 
-@given(kinds=st.lists(st.sampled_from(sorted(COLUMN_TYPES)), min_size=1, max_size=3, unique=True))
-def test_metadata_value_types_through_extraction(model, kinds):
-    """Any column a DataFrame holds is stored, and read back equal (or as its text), or refused in one line."""
+@pytest.mark.slow
+@given(kinds=st.lists(st.sampled_from(sorted(COLUMN_TYPES)), min_size=1, max_size=3, unique=True),
+       suffix=st.sampled_from([".nc", ".zarr"]))
+def test_metadata_value_types_through_extraction(model, kinds, suffix):
+    """Any column a DataFrame holds is stored (in a netCDF file or a Zarr store), and read back
+    equal (or as its text), or refused in one line leaving nothing behind."""
     stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(3))
     rng = np.random.default_rng(len(kinds))
     stim.metadata = pd.DataFrame({k: COLUMN_TYPES[k](rng, 3) for k in kinds}, index=stim.ids)
     with tempfile.TemporaryDirectory() as d:
         try:
-            tree = vrnn.extract(model, stim, layers=["gap"], out=Path(d) / "o.nc")
+            tree = vrnn.extract(model, stim, layers=["gap"], out=Path(d) / f"o{suffix}")
         except Exception as e:
             one_line(e)
             assert os.listdir(d) == []

@@ -19,16 +19,6 @@ N = 43                     # 2 shards: 22 + 21; 3 shards: 15 + 14 + 14
 
 
 @pytest.fixture(scope="module")
-def model():
-    return vrnn.load_model("lateral", weights="random", seed=0)
-
-
-@pytest.fixture(scope="module")
-def stim():
-    return vrnn.load_stimuli("builtin:fashion-mnist").subset(range(0, 430, 10))
-
-
-@pytest.fixture(scope="module")
 def single(model, stim, tmp_path_factory):
     return vrnn.extract(model, stim, out=tmp_path_factory.mktemp("single") / "one.nc", batch_size=8, layers=LAYERS)
 
@@ -128,21 +118,30 @@ def test_skipped_images_of_every_shard_are_reported_together(tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_ranks_write_a_shard_set(single, tmp_path):
+@pytest.mark.parametrize("suffix", [".nc", ".zarr"])
+def test_torchrun_ranks_write_a_shard_set(single, tmp_path, suffix):
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
-    out = tmp_path / "acts.nc"
+    out = tmp_path / f"acts{suffix}"
     cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "vision_rnn", "extract", "--model", "lateral",
            "--weights", "random", "--stimuli", "builtin:fashion-mnist", "-o", str(out), "--batch-size", "8",
            "--layers", ",".join(LAYERS), "-q", "--workers", "0"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert sorted(p.name for p in (tmp_path / "acts.nc.shards").iterdir()) == [
-        "shard-00000-of-00002.nc", "shard-00001-of-00002.nc"]
+    assert sorted(p.name for p in (tmp_path / f"acts{suffix}.shards").iterdir()) == [
+        f"shard-00000-of-00002{suffix}", f"shard-00001-of-00002{suffix}"]
     ref = vrnn.load_stimuli("builtin:fashion-mnist")
     with vrnn.open_activations(out) as tree:
         assert list(tree["stimulus"].values) == ref.ids
         sub = tree.isel(stimulus=slice(0, 430, 10))
+        np.testing.assert_array_equal(sub["logits"].values, single["logits"].values)
+        for name in LAYERS:
+            np.testing.assert_array_equal(vrnn.layer(sub, name).values, vrnn.layer(single, name).values)
+    r = run("merge", out)
+    assert r.exit_code == 0, r.output
+    with vrnn.open_activations(out) as merged:
+        assert "shard_index" not in merged.attrs
+        sub = merged.isel(stimulus=slice(0, 430, 10))
         np.testing.assert_array_equal(sub["logits"].values, single["logits"].values)
         for name in LAYERS:
             np.testing.assert_array_equal(vrnn.layer(sub, name).values, vrnn.layer(single, name).values)

@@ -1,8 +1,8 @@
 """Shard sets: one data set written as N activation files by N processes (SLURM array tasks, torchrun ranks).
 
 ``vrnn extract ... -o OUT --shard I/N`` writes the I-th contiguous block of the stimuli (the
-blocks of ``numpy.array_split``) to ``OUT.shards/shard-IIIII-of-NNNNN.nc``; each shard is a
-complete activation file of its own (its ``.partial``, lock and resume as for any output).
+blocks of ``numpy.array_split``) to ``OUT.shards/shard-IIIII-of-NNNNN.nc`` (``.zarr``, a store
+per shard, when OUT is a Zarr store); each shard is a complete activation file of its own (its ``.partial``, lock and resume as for any output).
 Every command addresses the data set by ``OUT``: :func:`open_set` opens a complete set as
 one lazy DataTree in the stimulus order of a single run, :func:`merge` writes the single
 file ``OUT``, :func:`describe_set` reports the shards done. A set is refused while a
@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import StoreError, VRNNError
 
-NAME = re.compile(r"^shard-(\d{5})-of-(\d{5})\.nc(\.partial)?$")
+NAME = re.compile(r"^shard-(\d{5})-of-(\d{5})\.(nc|zarr)(\.partial)?$")
 SET_KEYS = ("shard_index", "shard_count", "shard_start", "set_n_stimuli", "set_fingerprint")
 
 
@@ -32,7 +32,10 @@ def folder(out) -> Path:
 
 
 def shard_path(out, index: int, count: int) -> Path:
-    return folder(out) / f"shard-{index:05d}-of-{count:05d}.nc"
+    """Shards are written in the format of ``out``: netCDF files, or Zarr stores for ``NAME.zarr``."""
+    from ._zarr import is_zarr
+
+    return folder(out) / f"shard-{index:05d}-of-{count:05d}.{'zarr' if is_zarr(out) else 'nc'}"
 
 
 def parse(spec) -> tuple[int, int]:
@@ -70,9 +73,9 @@ def _listing(out) -> tuple[int, dict, dict]:
             continue
         i, n = int(m.group(1)), int(m.group(2))
         counts.add(n)
-        (partial if m.group(3) else done)[i] = p
+        (partial if m.group(4) else done)[i] = p
     if not counts:
-        raise StoreError(f"{folder(out)}: holds no shard (shard-IIIII-of-NNNNN.nc); extract with "
+        raise StoreError(f"{folder(out)}: holds no shard (shard-IIIII-of-NNNNN.nc or .zarr); extract with "
                          "`shard=I/N` and this `out`")
     if len(counts) > 1:
         raise StoreError(f"{folder(out)}: holds shards of sets of different sizes ({', '.join(map(str, sorted(counts)))} "
@@ -167,29 +170,31 @@ def merge(out, *, delete_shards: bool = False, overwrite: bool = False) -> str:
 
     out = Path(out)
     if out.exists() and not folder(out).is_dir():
-        return f"{out} is already a single activation file; nothing to merge"
+        from ._zarr import is_zarr
+
+        return f"{out} is already a single activation {'store' if is_zarr(out) else 'file'}; nothing to merge"
     if not folder(out).is_dir():
         raise StoreError(f"{out}: no such activation file and no shards ({folder(out).name}/) to merge")
     if out.exists() and not overwrite:
         raise StoreError(f"{out} exists; pass `overwrite=True` to replace it with the merged shards")
-    tmp = out.with_name(f".{out.name}.merging-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
+    tmp = out.with_name(f".merging-{os.getpid()}.{out.name}")
+    store.remove(tmp)
     tree = open_set(out)                          # checks the set; its attributes are the merged file's
     count, done, _ = _listing(out)
     try:
         store.merge_files([done[i] for i in range(count)], tmp, {**tree.attrs, "batches_done": 0, "complete": 0},
                           tree.to_dataset(inherit=False))
         tree.close()
-        os.replace(tmp, out)
+        store.replace(tmp, out)
     except (OSError, RuntimeError) as e:            # a full disk, mostly: one line, nothing left behind
         tree.close()
-        tmp.unlink(missing_ok=True)
+        store.remove(tmp)
         free = shutil.disk_usage(out.parent).free / 2**20
         raise StoreError(f"{out}: writing the merged file failed ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}; "
                          f"{free:.0f} MiB free); free space and merge again (the shards are untouched)") from None
     except BaseException:
         tree.close()
-        tmp.unlink(missing_ok=True)
+        store.remove(tmp)
         raise
     if delete_shards:
         shutil.rmtree(folder(out))

@@ -163,8 +163,7 @@ def _main(path, buf, slot_bytes, layout, work, free, result, parent_pid):
                     break
                 slot, lo, k, b, recs = item
                 views = slot_views(buf, slot * slot_bytes, layout)
-                for name, var in targets.items():
-                    var[lo:lo + k] = views[name][:k]
+                store.write_rows(ds, targets, lo, views, k)
                 ds.sync()                            # the data on disk before it is counted
                 if recs is not None:                 # and its sources: a batch counted is a batch checked
                     if sources is None:

@@ -188,8 +188,9 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 @main.command("extract")
 @click.option("--model", "model_name", required=True, help="Model name (see `vrnn models`), run folder or weights file.")
 @click.option("--stimuli", required=True, help="Folder of images, builtin:fashion-mnist, FILE.h5:SPLIT or kriegeskorte92:PATH.")
-@click.option("-o", "--out", type=click.Path(dir_okay=False), default=None,
-              help="Output netCDF (default: <model>_<stimuli>.nc in the working directory).")
+@click.option("-o", "--out", type=click.Path(), default=None,
+              help="Output netCDF file, or a Zarr v3 store for a name ending in .zarr (default: "
+                   "<model>_<stimuli>.nc in the working directory).")
 @click.option("--weights", default="pretrained", show_default=True, help="pretrained, random or a weights file.")
 @click.option("--layers", default=None, help="Comma-separated layers (default v1,v2,v4,it,gap; retina on request).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll (default: the trained number).")
@@ -215,11 +216,12 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 @user_errors
 def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size, device, workers, shard, pool,
                 dtype, compression, seed, metadata, resume, overwrite, skip_bad, allow_untrained, quiet):
-    """Run a model over stimuli; write every layer at every step to netCDF.
+    """Run a model over stimuli; write every layer at every step to netCDF (or Zarr).
 
     \b
     Example:
       vrnn extract --model lateral --stimuli photos/ -o acts.nc
+      vrnn extract --model lateral --stimuli photos/ -o acts.zarr
       vrnn extract --model lateral --weights random --stimuli builtin:fashion-mnist --pool mean
     """
     from .extract import extract, summary_line

@@ -33,6 +33,8 @@ import numpy as np
 from . import store
 from ._inputs import SOURCE, BadImages, batches, decoded, file_hash, scan_all
 from ._writer import WriteFailed, Writer, slot_views, sources_path
+from ._zarr import is_zarr
+from ._zarr import require as _zarr_check
 from .errors import StoreError, VRNNError
 from .stimuli import unreadable
 
@@ -48,8 +50,9 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
             progress: bool = False):
     """Run ``model`` over ``stimuli``; return every layer at every step as an ``xarray.DataTree``.
 
-    With ``out=`` the activations stream into that netCDF file and the result is
-    the file opened lazily; without it they are returned in memory.
+    With ``out=`` the activations stream into that netCDF file (a Zarr v3 store for a
+    name ending in ``.zarr``) and the result is the file opened lazily; without it
+    they are returned in memory.
 
     Parameters
     ----------
@@ -117,6 +120,12 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
                         "float16-rounded values as float32 and compression packs them")
     if workers is not None and (not _is_int(workers) or workers < 0):
         raise VRNNError(f"`workers={workers}`: must be a whole number of at least 0 (0: decode in this process)")
+    if out is not None:
+        out = Path(out)
+        if out.is_dir() and not is_zarr(out):
+            raise VRNNError(f"`out={out}` is a folder; name a file (NAME.nc) or a Zarr store (NAME.zarr)")
+        if is_zarr(out):
+            _zarr_check()
     from .devices import resolve_device
 
     device = resolve_device(device)
@@ -195,7 +204,7 @@ def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs
     except BaseException as e:
         kept = done[0] > 0
         if created_now and not kept and not isinstance(e, KeyboardInterrupt):
-            partial.unlink(missing_ok=True)          # nothing written: nothing left behind
+            store.remove(partial)                    # nothing written: nothing left behind
             sources.unlink(missing_ok=True)
             if isinstance(e, BadImages):
                 raise BadImages(scan_all(stim, e.found, model.input_size)) from None
@@ -226,7 +235,7 @@ def _create(partial: Path, stim, layout, model, attrs) -> None:
                      label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,
                      readout_weight=weight, readout_bias=bias, attrs=attrs, compression=attrs["compression"])
     except BaseException:
-        partial.unlink(missing_ok=True)
+        store.remove(partial)
         raise
 
 
@@ -304,14 +313,14 @@ def _carry_over(partial: Path, stim, layout, model, attrs, done: int, written: i
         print(f"vrnn: the stimuli after the {written} written changed; carrying those into a file for the "
               f"{layout.n_stimuli} stimuli now", file=sys.stderr)
     tmp = partial.with_name(partial.name + ".carry")
-    tmp.unlink(missing_ok=True)
+    store.remove(tmp)
     _create(tmp, stim, layout, model, attrs)
     try:
         store.copy_batches(partial, tmp, layout, written, done)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        store.remove(tmp)
         raise
-    os.replace(tmp, partial)
+    store.replace(tmp, partial)
 
 
 def _check_folder(out: Path) -> None:
@@ -337,7 +346,7 @@ def _check_output(out: Path, partial: Path, resume: bool, overwrite: bool) -> No
         if not overwrite:
             raise VRNNError(f"{partial} exists from an interrupted run; pass `resume=True` to continue it "
                             "or `overwrite=True` to start again")
-        partial.unlink()
+        store.remove(partial)
 
 
 def _check_space(out: Path, layout, progress: bool) -> None:
@@ -407,6 +416,6 @@ def summary_line(tree, out) -> str:
     n = tree.sizes["stimulus"]
     t = tree.sizes["time"]
     parts = [f"{name} {tree[name].sizes['unit']}" for name in tree.children]
-    size = out.stat().st_size / 2**20
+    size = store.size_on_disk(out) / 2**20
     return (f"wrote {out}: {n} stimuli x {t} steps; layers {', '.join(parts)} units; "
             f"{size:.1f} MiB")

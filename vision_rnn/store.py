@@ -1,4 +1,5 @@
-"""The activation file: netCDF-4 with one group per layer (DESIGN.md section 2).
+"""The activation file: netCDF-4 with one group per layer (DESIGN.md section 2), or the same
+layout in a Zarr v3 store for an output named ``NAME.zarr`` (:mod:`vision_rnn._zarr`).
 
 Writing goes through :class:`ActivationFile`: ``create`` lays out every
 variable (coordinates, readout, attributes) in ``<out>.partial``, batches are
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _handles
+from . import _handles, _zarr
 from ._handles import check_not_open, is_open  # noqa: F401  (part of the store's API)
 from .errors import StoreError
 
@@ -176,6 +177,10 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
     enc = _encoding(compression)
     if metadata is not None:
         check_metadata_names(list(metadata.columns), [sp.group for sp in layout.specs if sp.group])
+    if _zarr.is_zarr(path):
+        return _zarr.create(path, layout, stimuli_ids=stimuli_ids, labels=labels, label_names=label_names,
+                            metadata=metadata, classes=classes, readout_weight=readout_weight,
+                            readout_bias=readout_bias, attrs=attrs, compression=compression, long_names=LONG_NAMES)
     _handles.check_not_open(path)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         n, t = layout.n_stimuli, layout.timesteps
@@ -251,10 +256,20 @@ def _refuse_if_being_written(path) -> None:
             raise StoreError(being_written(path))
 
 
+@contextmanager
+def _reading(path):
+    """The file (netCDF4.Dataset) or store (:class:`vision_rnn._zarr.Group`) at ``path``, for reading."""
+    if _zarr.is_zarr(path):
+        yield _zarr.open_group(path, "r")
+    else:
+        with _handles.reading(path) as ds:
+            yield ds
+
+
 def read_attrs(path) -> dict:
-    """Root attributes of a netCDF file (StoreError if it is not one)."""
+    """Root attributes of a netCDF file or Zarr store (StoreError if it is neither)."""
     _refuse_if_being_written(path)
-    with _handles.reading(path) as ds:
+    with _reading(path) as ds:
         return {k: ds.getncattr(k) for k in ds.ncattrs()}
 
 
@@ -262,7 +277,7 @@ def read_attrs(path) -> dict:
 def _checked(path):
     """``(ds, attrs)`` of an activation file whose attributes and layout have been checked."""
     _refuse_if_being_written(path)
-    with _handles.reading(path) as ds:
+    with _reading(path) as ds:
         yield ds, checked_attrs(path, ds)
 
 
@@ -344,6 +359,8 @@ def merge_files(paths, dst, attrs: dict, root) -> None:
         out.setncattr("batches_done", math.ceil(n / layout.batch_size))
         out.setncattr("complete", 1)
         out.sync()
+    if _zarr.is_zarr(dst):
+        _zarr.consolidate(dst)
 
 
 def provenance_mismatch(path, expected: dict) -> list[str]:
@@ -455,21 +472,67 @@ def note_writer(partial, pid: int) -> None:
 
 @contextmanager
 def appending(path, check: bool = True):
-    """``path`` opened for writing (netCDF4.Dataset, mode "a"); refused while it is open for reading.
+    """``path`` opened for writing (netCDF4.Dataset, mode "a", or a Zarr store); a netCDF file is
+    refused while it is open for reading.
 
     ``check=False`` is for the extraction's writer process, whose parent has checked."""
     import netCDF4
 
+    if _zarr.is_zarr(path):
+        yield _zarr.open_group(path, "r+")
+        return
     if check:
         _handles.check_not_open(path)
     with netCDF4.Dataset(path, "a") as ds:
         yield ds
 
 
+def write_rows(ds, targets: dict, lo: int, views: dict, k: int) -> None:
+    """Rows lo..lo+k of the variables ``targets`` of the open file ``ds`` from the arrays ``views``."""
+    if isinstance(ds, _zarr.Group):
+        ds.write_rows(targets, lo, views, k)            # the variables' chunks compressed in parallel
+        return
+    for name, var in targets.items():
+        var[lo:lo + k] = views[name][:k]
+
+
+def remove(path) -> None:
+    """Remove an activation file or store (a folder) if it is there."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace(src, dst) -> None:
+    """Move the file or store ``src`` to ``dst``, replacing what is there (a store: moved aside
+    first, then removed: a failure leaves the old store or the new one whole)."""
+    src, dst = Path(src), Path(dst)
+    if (src.is_dir() or dst.is_dir()) and dst.exists():
+        aside = dst.with_name(f".{os.getpid()}.replaced.{dst.name}")
+        remove(aside)
+        os.replace(dst, aside)
+        os.replace(src, dst)
+        remove(aside)
+        return
+    os.replace(src, dst)
+
+
 def finish(partial: Path, out: Path) -> None:
     with appending(partial) as ds:
         ds.setncattr("complete", 1)
-    os.replace(partial, out)
+    if _zarr.is_zarr(partial):
+        _zarr.consolidate(partial)
+    replace(partial, out)
+
+
+def size_on_disk(path) -> int:
+    """Bytes of an activation file, or of the files of a Zarr store."""
+    path = Path(path)
+    return _zarr.nbytes(path) if path.is_dir() else path.stat().st_size
 
 
 def base_attrs(model, stim, layout, *, layers, pool, dtype, compression, skipped) -> dict:
@@ -608,10 +671,12 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         hint = f" ({partial.name} exists: finish it by extracting again with `resume=True`)" if partial.exists() else ""
-        raise StoreError(f"{path}: no such activation file{hint}")
-    if path.is_dir():
-        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
+        raise StoreError(f"{path}: no such activation {'store' if _zarr.is_zarr(path) else 'file'}{hint}")
+    if path.is_dir() and not _zarr.is_zarr(path):
+        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) or store (.zarr) written by vrnn extract")
     _refuse_if_being_written(path)
+    if _zarr.is_zarr(path):
+        return _open_zarr(path, chunks, allow_incomplete)
     manager = _handles.SharedFileManager(path)
     try:
         attrs = checked_attrs(path, manager.acquire())
@@ -636,6 +701,27 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
         raise StoreError(f"{path}: cannot be read as an activation file ({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from None
     for node in tree.subtree:
         node.set_close(manager.close)
+    return tree
+
+
+def _open_zarr(path, chunks, allow_incomplete):
+    with _checked(path) as (_, attrs):
+        complete = _whole(attrs["complete"]) == 1
+    if not complete and not allow_incomplete:
+        raise StoreError(incomplete_message(path, attrs))
+    try:
+        tree = _zarr.open_tree(path, chunks)
+        for node in tree.subtree:            # strings as netCDF files give them (zarr reads numpy's StringDType)
+            ds = node.to_dataset(inherit=False)
+            text = {k: (ds[k].dims, np.array(ds[k].values.tolist(), dtype=str), ds[k].attrs)
+                    for k in ds.coords if ds[k].dtype.kind == "T"}
+            if text:
+                node.dataset = ds.assign_coords(text)
+        if not complete:
+            tree = tree.isel(stimulus=slice(0, progress_of(attrs)[2]))
+        _eager_coords(tree)
+    except Exception as e:
+        raise StoreError(f"{path}: cannot be read as an activation store ({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from None
     return tree
 
 
@@ -680,8 +766,8 @@ def describe(path) -> str:
             raise StoreError(f"{path}: no such file, but {partial} is there: an extraction that has not "
                              f"finished; `vrnn info {partial}` describes it")
         raise StoreError(f"{path}: no such file")
-    if path.is_dir():
-        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) written by vrnn extract")
+    if path.is_dir() and not _zarr.is_zarr(path):
+        raise StoreError(f"{path}: is a folder; pass an activation file (.nc) or store (.zarr) written by vrnn extract")
     lines = []
     with _checked(path) as (ds, attrs):
         n = ds.dimensions["stimulus"].size
@@ -703,7 +789,7 @@ def describe(path) -> str:
         complete = _whole(attrs["complete"]) == 1
         state = "yes" if complete else f"no: {written} of {n} stimuli written, finish it with --resume"
         lines.append(f"complete  {state} ({done}/{total} batches done)")
-        lines.append(f"storage   {a['dtype']}, {a['compression']}, pool {a['pool']}")
-    size = path.stat().st_size
-    lines.append(f"size      {size / 2**20:.1f} MiB on disk")
+        kind = ", Zarr v3" if _zarr.is_zarr(path) else ""
+        lines.append(f"storage   {a['dtype']}, {a['compression']}, pool {a['pool']}{kind}")
+    lines.append(f"size      {size_on_disk(path) / 2**20:.1f} MiB on disk")
     return "\n".join(lines)
