@@ -216,12 +216,12 @@ def test_which_names_are_stores(name, expect):
     assert is_zarr(name) is expect
 
 
-finite32 = arrays(np.float32, st.integers(1, 64),
+float32s = arrays(np.float32, st.integers(1, 64),
                   elements=st.floats(width=32, allow_nan=True, allow_infinity=True, allow_subnormal=True))
 
 
 @settings(max_examples=40, deadline=None)
-@given(values=finite32)
+@given(values=float32s)
 def test_bitround_is_netcdf_bitround(tmp_path_factory, values):
     """float16 stores round as netCDF-C's BitRound quantizer rounds, for any float32."""
     import netCDF4

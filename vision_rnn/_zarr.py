@@ -97,7 +97,7 @@ def _text(values) -> np.ndarray:
 
 
 def create(path, layout, *, stimuli_ids, labels, label_names, metadata, classes, readout_weight, readout_bias,
-           attrs: dict, compression: str, long_names: dict) -> None:
+           attrs: dict, compression: str, long_names: dict, activation_long_name) -> None:
     """Lay out the store ``path`` (activations still empty): coordinates, readout and attributes
     written, activation arrays declared with their chunks and codec."""
     import dask.array as da
@@ -135,8 +135,7 @@ def create(path, layout, *, stimuli_ids, labels, label_names, metadata, classes,
         chunks = spec.chunks(layout.batch_size, t)
         last = "class" if spec.group is None else "unit"
         empty = da.zeros((n, t, spec.n), dtype=spec.stored, chunks=chunks)
-        var_attrs = {"long_name": "readout logits (before softmax)" if spec.group is None
-                     else f"{spec.group} activation after ReLU"}
+        var_attrs = {"long_name": long_names["logits"] if spec.group is None else activation_long_name(spec.group)}
         if spec.dtype == "float16":
             var_attrs[QUANTIZE] = 10
         variable = xr.Variable(("stimulus", "time", last), empty, var_attrs)

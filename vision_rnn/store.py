@@ -154,7 +154,12 @@ LONG_NAMES = {
     "col": "column of the unit in the feature map",
     "readout_weight": "readout matrix (class x feature); feature = units of the readout layer",
     "readout_bias": "readout bias per class",
+    "logits": "readout logits (before softmax)",
 }
+
+
+def activation_long_name(layer: str) -> str:
+    return f"{layer} activation after ReLU"
 
 
 def _str_var(ds, name, dim, values):
@@ -180,7 +185,8 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
     if _zarr.is_zarr(path):
         return _zarr.create(path, layout, stimuli_ids=stimuli_ids, labels=labels, label_names=label_names,
                             metadata=metadata, classes=classes, readout_weight=readout_weight,
-                            readout_bias=readout_bias, attrs=attrs, compression=compression, long_names=LONG_NAMES)
+                            readout_bias=readout_bias, attrs=attrs, compression=compression, long_names=LONG_NAMES,
+                            activation_long_name=activation_long_name)
     _handles.check_not_open(path)
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         n, t = layout.n_stimuli, layout.timesteps
@@ -228,7 +234,7 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
                                      chunksizes=spec.chunks(layout.batch_size, t), **enc, **quantize)
             if spec.group is None:
                 var.setncattr("coordinates", " ".join(coord_names))
-                var.setncattr("long_name", "readout logits (before softmax)")
+                _describe_var(var, "logits")
                 continue
             if spec.spatial is not None:
                 c, h, w = spec.spatial
@@ -242,7 +248,7 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
                 grp.createVariable("channel", "i4", ("unit",))[:] = np.arange(spec.n)
                 _describe_var(grp.variables["channel"], "channel")
                 var.setncattr("coordinates", "channel")
-            var.setncattr("long_name", f"{spec.group} activation after ReLU")
+            var.setncattr("long_name", activation_long_name(spec.group))
         attrs = dict(attrs, complete=0, batches_done=0)
         for k, v in attrs.items():
             ds.setncattr(k, v)
