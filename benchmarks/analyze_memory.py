@@ -83,7 +83,13 @@ def write_file(path: Path, n: int, seed: int = 0, batch: int = 64) -> int:
 
 
 def peak_rss(code: str) -> tuple[int, float]:
-    """Run ``code`` in a fresh interpreter; its peak RSS in bytes and wall time.
+    """Run ``code`` in a fresh interpreter; its peak RSS in bytes and wall time (see :func:`measured`)."""
+    rss, wall, _ = measured(code)
+    return rss, wall
+
+
+def measured(code: str) -> tuple[int, float, str]:
+    """Run ``code`` in a fresh interpreter; its peak RSS in bytes, wall time and stdout.
 
     The peak is the process's own high-water mark, VmHWM of /proc/self/status:
     on Linux ru_maxrss of a child also counts the RSS its parent had when it
@@ -100,7 +106,7 @@ def peak_rss(code: str) -> tuple[int, float]:
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-3000:])
     kb = int([l for l in r.stdout.splitlines() if l.startswith("MAXRSS")][-1].split()[1])
-    return kb * 1024, wall
+    return kb * 1024, wall, r.stdout
 
 
 def analyze_code(path: Path, out: Path, layer: str | None) -> str:

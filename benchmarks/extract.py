@@ -448,7 +448,7 @@ def zarr_section(args) -> str:
     import torch
 
     import vision_rnn as vrnn
-    from vision_rnn import store
+    from vision_rnn import atomic, store
     from vision_rnn.extract import extract
     from vision_rnn.stimuli import prepare
 
@@ -486,7 +486,7 @@ def zarr_section(args) -> str:
         with zarr.config.set({"threading.max_workers": threads}):
             def write():
                 path = tmp / f"write{suffix}"
-                store.remove(path)
+                atomic.remove(path)
                 store.create(path, layout, stimuli_ids=stim.ids, labels=np.zeros(n, int),
                              label_names=stim.label_names, metadata=None, classes=model.classes,
                              readout_weight=np.zeros((10, 128), np.float32), readout_bias=None,
@@ -502,7 +502,7 @@ def zarr_section(args) -> str:
 
             def run_extract():
                 out = tmp / f"extract{suffix}"
-                store.remove(out)
+                atomic.remove(out)
                 extract(model, stim, layers=layers, batch_size=bs, out=out, compression=compression).close()
 
             t_write, size = best(write)

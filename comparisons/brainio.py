@@ -18,7 +18,7 @@
 # of each presentation in `stimulus_id` (older files: `image_id`) and the bins in
 # `time_bin_start` / `time_bin_end` (ms). This notebook writes the synthetic
 # time-resolved recording of `time_axis.py` in that layout, shows what is in the
-# file, loads it back with `vrnn.neural.load_recording` and runs `vrnn compare`
+# file, loads it back with `vrnn.recordings.load_recording` and runs `vrnn compare`
 # on it, so a lab with Brain-Score data can follow the same path with its own
 # assembly (fetched with `brainio` / `brainscore_vision` and saved with
 # `assembly.to_netcdf(...)`; vision-rnn itself never downloads anything).
@@ -38,11 +38,11 @@ import pandas as pd
 import xarray as xr
 
 import vision_rnn as vrnn
-from vision_rnn import plotting_compare as pc
+from vision_rnn.compare import figures as pc
 from vision_rnn.plotting import show
-from vision_rnn.brainio import save_brainio
+from vision_rnn.recordings.brainio import save_brainio
 
-DATA = vrnn.neural.data_dir("kriegeskorte2008")
+DATA = vrnn.data_dir("kriegeskorte2008")
 FIGURES = Path(os.environ.get("VRNN_FIGURES") or tempfile.mkdtemp(prefix="vrnn-figures-"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 N_BOOT = int(os.environ.get("VRNN_BOOTSTRAP", "1000"))
@@ -67,14 +67,14 @@ for name in ("lateral", "topdown"):
     vrnn.extract(model, stimuli, out=WORK / f"{name}.nc", pool="mean", progress=False).close()
 with vrnn.open_activations(WORK / "lateral.nc") as tree:
     source = tree.load()                                 # in memory; the file is closed
-recording = vrnn.neural.simulate_recording(source, regions={"v1": "V1", "it": "IT"}, onset_ms={"v1": 50, "it": 95},
+recording = vrnn.recordings.simulate_recording(source, regions={"v1": "V1", "it": "IT"}, onset_ms={"v1": 50, "it": 95},
                                            step_ms=12.0, n_neuroids=40, repetitions=6, bin_ms=10.0,
                                            t_start_ms=-50.0, t_stop_ms=220.0, seed=1)
 
 # %% [markdown]
 # ## Writing the assembly
 #
-# `vision_rnn.brainio.save_brainio` turns the recording (stimulus, repetition,
+# `vision_rnn.recordings.save_brainio` turns the recording (stimulus, repetition,
 # time, neuroid) into presentations: one per stimulus and repetition, each with
 # its `stimulus_id` and `repetition`; neuroids keep `region`.
 
@@ -93,7 +93,7 @@ with xr.open_dataset(assembly_path) as raw:
 # (bin centres, ms). The round trip gives back the recording value for value.
 
 # %%
-loaded = vrnn.neural.load_recording(assembly_path)
+loaded = vrnn.recordings.load_recording(assembly_path)
 print(dict(loaded.sizes), "| source format:", loaded.attrs["source_format"])
 np.testing.assert_array_equal(loaded.transpose(*recording.dims).values, recording.values)
 np.testing.assert_array_equal(loaded["time"].values, recording["time"].values)
@@ -125,11 +125,13 @@ late = encoding.query("target == 'IT' and time_ms >= 150").groupby("layer")["med
 print("best median noise-corrected encoding score of IT neuroids after 150 ms:", late.round(3).to_dict())
 
 # %% [markdown]
-# The report's netCDF file holds the whole cross-temporal matrix per target,
-# ready for further analysis or plotting:
+# The report's `comparison.nc` holds the whole comparison as one DataTree: a
+# group per target with its cross-temporal matrix (and an `encoding` group),
+# the settings in the root's attributes, ready for further analysis or plotting:
 
 # %%
-tree = xr.open_datatree(report / "cross_temporal.nc")
+tree = xr.open_datatree(report / "comparison.nc")
+print("settings:", {k: tree.attrs[k] for k in ("recording", "rdm", "method", "n_matched")})
 it = tree["IT"].to_dataset().load()
 tree.close()
 it.attrs = dict(it.attrs, n_bootstrap=int(it.attrs["n_bootstrap"]))

@@ -40,12 +40,12 @@ import tempfile
 from pathlib import Path
 
 import vision_rnn as vrnn
-from vision_rnn import plotting_compare as pc
+from vision_rnn.compare import figures as pc
 from vision_rnn.plotting import show
 from vision_rnn.compare import run_comparison
-from vision_rnn.compare_report import step_curve
+from vision_rnn.compare import step_curve
 
-DATA = vrnn.neural.data_dir("kriegeskorte2008")
+DATA = vrnn.data_dir("kriegeskorte2008")
 FIGURES = Path(os.environ.get("VRNN_FIGURES") or tempfile.mkdtemp(prefix="vrnn-figures-"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 N_BOOT = int(os.environ.get("VRNN_BOOTSTRAP", "1000"))

@@ -21,7 +21,7 @@
 # 1. the recording: the 92 images, 6 repetitions, 10 ms bins from -50 to 220 ms
 #    (27 bins), 40 V1 and 40 IT neuroids, each a fixed random linear read-out of
 #    layer `v1` or `it`, responding from the planted onset of its area, with trial
-#    noise (`vrnn.neural.simulate_recording`);
+#    noise (`vrnn.recordings.simulate_recording`);
 # 2. the cross-temporal matrix: every layer at every step of `topdown` against
 #    every 10 ms bin of the recording, with bootstrap intervals;
 # 3. the mapping recovered by `fit_time_mapping` with its interval, from the
@@ -41,12 +41,12 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import vision_rnn as vrnn
-from vision_rnn import plotting_compare as pc
+from vision_rnn.compare import figures as pc
 from vision_rnn.plotting import show
 from vision_rnn.analysis import TimeMapping, fit_time_mapping
 from vision_rnn.compare import run_comparison
 
-DATA = vrnn.neural.data_dir("kriegeskorte2008")
+DATA = vrnn.data_dir("kriegeskorte2008")
 FIGURES = Path(os.environ.get("VRNN_FIGURES") or tempfile.mkdtemp(prefix="vrnn-figures-"))
 FIGURES.mkdir(parents=True, exist_ok=True)
 N_BOOT = int(os.environ.get("VRNN_BOOTSTRAP", "1000"))
@@ -77,10 +77,10 @@ with vrnn.open_activations(WORK / "lateral.nc") as tree:
 # ## The recording
 
 # %%
-recording = vrnn.neural.simulate_recording(source, regions={"v1": "V1", "it": "IT"}, onset_ms=PLANTED.onset_ms,
+recording = vrnn.recordings.simulate_recording(source, regions={"v1": "V1", "it": "IT"}, onset_ms=PLANTED.onset_ms,
                                            step_ms=PLANTED.step_ms, n_neuroids=40, repetitions=6, noise=1.0,
                                            bin_ms=10.0, t_start_ms=-50.0, t_stop_ms=220.0, seed=1)
-vrnn.neural.save_recording(recording, WORK / "recording.nc")
+vrnn.recordings.save_recording(recording, WORK / "recording.nc")
 print(dict(recording.sizes))
 print("bins (ms):", recording["time_bin_start"].values[0], "...", recording["time_bin_end"].values[-1])
 

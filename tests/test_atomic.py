@@ -138,7 +138,7 @@ def test_a_sigkilled_writers_folder_is_cleaned_by_the_next_run(acts, tmp_path):
 
 def recording_for(acts, path):
     import vision_rnn as vrnn
-    from vision_rnn.neural import save_recording
+    from vision_rnn.recordings import save_recording
 
     with vrnn.open_activations(acts) as tree:
         ids = [str(s) for s in tree["stimulus"].values]
@@ -178,7 +178,7 @@ def umask_027():
 def test_files_and_folders_respect_the_umask(acts, tmp_path, umask_027):
     import vision_rnn as vrnn
     from vision_rnn.compare import run_comparison
-    from vision_rnn.models.loading import save_weights
+    from vision_rnn.models.state import save_weights
 
     assert atomic.umask() == 0o027
     run("analyze", acts, "-o", tmp_path / "rep")

@@ -14,8 +14,8 @@ import xarray as xr
 from PIL import Image
 
 import vision_rnn as vrnn
-from vision_rnn import neural
-from vision_rnn.brainio import save_brainio, to_brainio
+from vision_rnn import recordings
+from vision_rnn.recordings.brainio import save_brainio, to_brainio
 from clirun import run, error_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def k92(tmp_path_factory):
     acts = extract_cli(f"kriegeskorte92:{K92}", folder / "k92.nc")
     with vrnn.open_activations(acts) as tree:
         tree.load()                                              # in memory, file closed
-    rec = neural.simulate_recording(tree, regions={"v1": "V1", "it": "IT"}, n_neuroids=20, repetitions=4,
+    rec = recordings.simulate_recording(tree, regions={"v1": "V1", "it": "IT"}, n_neuroids=20, repetitions=4,
                                     t_start_ms=40.0, t_stop_ms=200.0, seed=3)
     return {"acts": acts, "tree": tree, "rec": rec, "folder": folder}
 
@@ -67,11 +67,11 @@ def test_k92_end_to_end_equals_rsatoolbox(k92, tmp_path):
     assert "92 stimuli matched (92 by id)" in r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]          # no partial folder left
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["comparison.csv", "cross_temporal.nc", "cross_temporal_human_it.png",
+    assert files == ["comparison.csv", "comparison.nc", "cross_temporal_human_it.png",
                      "cross_temporal_monkey_it.png", "steps_human_it.png", "steps_monkey_it.png", "summary.json"]
     df = pd.read_csv(out / "comparison.csv")
     assert len(df) == 2 * 5 * 8 and df["time_ms"].isna().all()                # static: one row per layer, step
-    k = neural.kriegeskorte92(K92)
+    k = recordings.kriegeskorte92(K92)
     tree = k92["tree"]
     last = int(tree["time"].values[-1])
     row = df.query("target == 'monkey_it' and layer == 'gap' and step == @last").iloc[0]
@@ -87,10 +87,13 @@ def test_k92_end_to_end_equals_rsatoolbox(k92, tmp_path):
     assert hrow["noise_ceiling_lower"] == pytest.approx(float(ceiling["lower"]))
     assert hrow["noise_ceiling_upper"] == pytest.approx(float(ceiling["upper"]))
     assert df.query("target == 'monkey_it'")["noise_ceiling_lower"].isna().all()
-    with xr.open_datatree(out / "cross_temporal.nc") as nc:         # DataTrees are closed, never left to
+    with xr.open_datatree(out / "comparison.nc") as nc:             # DataTrees are closed, never left to
         assert nc["monkey_it"]["value"].dims == ("layer", "step", "time")   # the garbage collector (see k92)
         np.testing.assert_allclose(nc["monkey_it"]["value"].sel(layer="gap").values[:, 0],
                                    df.query("target == 'monkey_it' and layer == 'gap'")["value"].values)
+        assert nc.attrs["n_matched"] == 92 and nc.attrs["recording"] == f"kriegeskorte92:{K92}"
+        assert json.loads(nc.attrs["matched_by"]) == {"id": 92, "stem": 0, "id_map": 0}
+        assert nc["human_it"].attrs["subjects"] == 4 and "ceiling_lower" in nc["human_it"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["settings"]["n_matched"] == 92 and summary["targets"]["human_it"]["subjects"] == 4
 
@@ -107,7 +110,7 @@ def test_brainio_assembly_end_to_end(k92, tmp_path):
     n_bins = k92["rec"].sizes["time"]
     assert set(df["target"]) == {"V1", "IT"} and len(df) == 2 * 2 * 8 * n_bins
     # one cell against rsatoolbox: IT at 125 ms vs layer it at step 3
-    loaded = neural.load_recording(path, average=True)
+    loaded = recordings.load_recording(path, average=True)
     it = loaded.isel(neuroid=loaded["region"].values == "IT").sel(time=125.0)
     rec_rdm = rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(it.values), method="correlation")
     row = df.query("target == 'IT' and layer == 'it' and step == 3 and time_ms == 125").iloc[0]
@@ -115,7 +118,7 @@ def test_brainio_assembly_end_to_end(k92, tmp_path):
     # the default mapping puts step k of `it` at 90 + 10 k ms: the 125 ms bin holds step 3
     assert row["mapped"] == 1
     assert df.query("target == 'IT' and layer == 'it' and time_ms == 125 and mapped == 1")["step"].tolist() == [3]
-    assert {"ms_IT.png", "ms_V1.png", "mapping.json", "encoding.csv", "encoding.nc"} <= {p.name for p in out.iterdir()}
+    assert {"ms_IT.png", "ms_V1.png", "mapping.json", "encoding.csv", "comparison.nc"} <= {p.name for p in out.iterdir()}
     enc = pd.read_csv(out / "encoding.csv")
     assert set(enc.columns) >= {"median_r", "median_r_corrected", "n_unreliable"}
     # the simulated IT neuroids are a linear map of layer it: well predicted late in the trial
@@ -124,7 +127,7 @@ def test_brainio_assembly_end_to_end(k92, tmp_path):
 
 
 def test_min_reliability_reaches_encoding_csv(k92, tmp_path):
-    rec_path = neural.save_recording(k92["rec"], tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(k92["rec"], tmp_path / "rec.nc")
     out = tmp_path / "report"
     r = run("compare", k92["acts"], rec_path, "-o", out, "--bootstrap", "0", "--layers", "it", "--encoding",
             "--min-reliability", "0.6")
@@ -132,8 +135,8 @@ def test_min_reliability_reaches_encoding_csv(k92, tmp_path):
     enc = pd.read_csv(out / "encoding.csv")
     assert (enc["min_reliability"] == 0.6).all() and (enc["min_reliable_share"] == 0.25).all()
     assert (enc["n_reliable"] + enc["n_unreliable"] == enc["n_neuroids"]).all()
-    with xr.open_datatree(out / "encoding.nc") as nc:
-        it = nc["IT"].to_dataset().load()
+    with xr.open_datatree(out / "comparison.nc") as nc:
+        it = nc["IT/encoding"].to_dataset().load()
     assert it.attrs["min_reliability"] == 0.6
     # n_reliable per bin counts the neuroids whose split-half reliability reaches 0.6, and only they
     # enter the median of the noise-corrected score
@@ -153,7 +156,7 @@ def test_min_reliability_reaches_encoding_csv(k92, tmp_path):
 def test_mapping_file_selects_the_mapped_cells(k92, tmp_path):
     from vision_rnn.analysis import TimeMapping
 
-    rec_path = neural.save_recording(k92["rec"], tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(k92["rec"], tmp_path / "rec.nc")
     mapping = TimeMapping(onset_ms={"it": 100.0}, step_ms=20.0).save(tmp_path / "mapping.json")
     r = run("compare", k92["acts"], rec_path, "-o", tmp_path / "report", "--bootstrap", "0", "--layers", "it,v1",
             "--mapping", mapping)
@@ -183,7 +186,7 @@ def test_real_brainio_example_matches_by_stem(tmp_path):
     assert "6 stimuli matched (6 by stem)" in r.output
     df = pd.read_csv(out / "comparison.csv")
     assert (df["time_ms"] == 5.0).all() and len(df) == 8                     # one 0-10 ms bin: static
-    rec = neural.load_recording(BRAINIO / "assy_test_package_assembly.nc").isel(time=0)
+    rec = recordings.load_recording(BRAINIO / "assy_test_package_assembly.nc").isel(time=0)
     x = vrnn.layer(vrnn.open_activations(acts), "it").isel(time=7).values.astype(np.float64)
     ref = rsatoolbox.rdm.compare(rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(x), method="euclidean"),
                                  rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(rec.values.astype(float)),
@@ -196,7 +199,7 @@ def renamed(rec, ids):
 
 
 def test_no_shared_stimuli_exit_2_with_counts(k92, tmp_path):
-    rec_path = neural.save_recording(renamed(k92["rec"], [f"zz_{i}" for i in range(92)]), tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(renamed(k92["rec"], [f"zz_{i}" for i in range(92)]), tmp_path / "rec.nc")
     out = tmp_path / "report"
     r = run("compare", k92["acts"], rec_path, "-o", out)
     assert r.exit_code == 2
@@ -207,7 +210,7 @@ def test_no_shared_stimuli_exit_2_with_counts(k92, tmp_path):
 
 
 def test_partial_match_refused_unless_shared_only(k92, tmp_path):
-    rec_path = neural.save_recording(k92["rec"].isel(stimulus=slice(0, 50)), tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(k92["rec"].isel(stimulus=slice(0, 50)), tmp_path / "rec.nc")
     r = run("compare", k92["acts"], rec_path, "-o", tmp_path / "report")
     assert r.exit_code == 2
     line = error_line(r)
@@ -222,10 +225,10 @@ def test_partial_match_refused_unless_shared_only(k92, tmp_path):
 
 def test_id_map_matches_renamed_stimuli(k92, tmp_path):
     ids = [str(s) for s in k92["rec"]["stimulus"].values]
-    rec_path = neural.save_recording(renamed(k92["rec"], [f"stim-{i}" for i in range(92)]), tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(renamed(k92["rec"], [f"stim-{i}" for i in range(92)]), tmp_path / "rec.nc")
     id_map = tmp_path / "map.csv"
     id_map.write_text("model,recording\n" + "".join(f"{a},stim-{i}\n" for i, a in enumerate(ids)))
-    direct = neural.save_recording(k92["rec"], tmp_path / "direct.nc")
+    direct = recordings.save_recording(k92["rec"], tmp_path / "direct.nc")
     args = ["--bootstrap", "0", "--layers", "it"]
     r = run("compare", k92["acts"], rec_path, "-o", tmp_path / "a", "--id-map", id_map, *args)
     assert r.exit_code == 0, r.output
@@ -270,7 +273,7 @@ def test_existing_report_and_bad_recording_exit_2(k92, tmp_path):
 
 
 def test_cichy2014_meg_rdms_in_the_published_layout(k92, tmp_path):
-    from test_neural import meg_truth, write_v73
+    from test_recordings import meg_truth, write_v73
 
     truth = meg_truth(subjects=3, times=30)                      # 3 bins of 10 ms from -100 ms
     write_v73(tmp_path / "MEG_decoding_RDMs.mat", "MEG_decoding_RDMs", truth)
@@ -303,7 +306,7 @@ def test_brainio_writer_round_trip(k92, tmp_path):
     first, second = (str(s) for s in k92["rec"]["stimulus"].values[:2])
     assert list(assembly["stimulus_id"].values[:5]) == [first] * 4 + [second]
     assert list(assembly["repetition"].values[:5]) == [0, 1, 2, 3, 0]
-    back = neural.load_recording(save_brainio(rec, tmp_path / "a.nc")).transpose(*rec.dims)
+    back = recordings.load_recording(save_brainio(rec, tmp_path / "a.nc")).transpose(*rec.dims)
     same = np.ones(92, bool)
     same[5] = False
     np.testing.assert_array_equal(back.values[same], rec.values[same])
@@ -316,7 +319,7 @@ def test_brainio_writer_round_trip(k92, tmp_path):
 
 
 def test_compare_does_not_import_torch(k92, tmp_path):
-    rec_path = neural.save_recording(k92["rec"], tmp_path / "rec.nc")
+    rec_path = recordings.save_recording(k92["rec"], tmp_path / "rec.nc")
     args = ["compare", str(k92["acts"]), str(rec_path), "-o", str(tmp_path / "r"), "--bootstrap", "5",
             "--layers", "it", "--encoding"]
     code = ("import sys\nfrom vision_rnn.cli import main\n"
@@ -339,7 +342,7 @@ def test_an_assembly_with_no_responses_is_refused(k92, tmp_path, empty):
     path = tmp_path / f"no_{empty}.nc"
     assembly.to_netcdf(path)
     with pytest.raises(vrnn.VRNNError) as e:
-        neural.load_recording(path)
+        recordings.load_recording(path)
     assert str(path) in str(e.value) and "nothing to compare" in str(e.value)
     r = run("compare", k92["acts"], path, "-o", tmp_path / "report", "--bootstrap", "0")
     assert r.exit_code == 2 and str(path) in error_line(r)

@@ -13,11 +13,11 @@ import vision_rnn as vrnn
 from matplotlib.collections import PolyCollection
 from matplotlib.container import ErrorbarContainer
 
-from vision_rnn import neural
-from vision_rnn import plotting_compare as pc
+from vision_rnn import recordings
+from vision_rnn.compare import figures as pc
 from vision_rnn.analysis import TimeMapping
 from vision_rnn.compare import run_comparison
-from vision_rnn.compare_report import figure_title
+from vision_rnn.compare.report import figure_title
 
 from figcheck import texts_outside
 from test_compare import K92, extract_cli
@@ -29,7 +29,7 @@ WEIGHTS = "lateral_ecoset_epoch_030_lr0.001.safetensors"
 
 
 def report_figures(c):
-    """{file stem: Figure} as `vrnn compare` writes them (see compare_report.write_report)."""
+    """{file stem: Figure} as `vrnn compare` writes them (see vision_rnn.compare.report.write_report)."""
     figs = {}
     for name, ds in c.results.items():
         title = figure_title(c, name)
@@ -68,7 +68,7 @@ def static(k92):
 def timed(k92):
     """A recording from 30 ms before stimulus onset (bins where no neuroid responds), a mapping that
     places v1 and it only, and encoding models."""
-    rec = neural.simulate_recording(k92["tree"], regions={"v1": "V1", "it": "IT"}, n_neuroids=20, repetitions=4,
+    rec = recordings.simulate_recording(k92["tree"], regions={"v1": "V1", "it": "IT"}, n_neuroids=20, repetitions=4,
                                     t_start_ms=-30.0, t_stop_ms=160.0, seed=3)
     c = run_comparison(k92["tree"], rec, layers=["v1", "v4", "it"], n_bootstrap=20, encoding=True,
                        mapping=TimeMapping(onset_ms={"v1": 45.0, "it": 90.0}))

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 import vision_rnn as vrnn
 from vision_rnn.analysis import TimeMapping, rsa
 from vision_rnn.analysis.rsa_convert import from_rsatoolbox, to_rsatoolbox
-from vision_rnn.brainio import layer_assembly
+from vision_rnn.recordings import layer_assembly
 from vision_rnn.cli import main
-from vision_rnn.neural import from_assembly, load_recording, save_recording
+from vision_rnn.recordings import from_assembly, load_recording, save_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -176,7 +176,8 @@ def test_every_third_party_import_is_declared_and_every_dependency_used():
                 top = n.split(".")[0]
                 if top not in sys.stdlib_module_names and top != "vision_rnn":
                     used.add(IMPORT_NAMES.get(top, top).lower())
-    optional = {"ipython"}                              # plotting.show, only under Jupyter, guarded by ImportError
+    optional = {"ipython",                              # plotting.show, only under Jupyter, guarded by ImportError
+                "distributed"}                          # an active client's workers, if installed (the test extra)
     assert used - declared - optional == set(), f"imported but not declared: {used - declared - optional}"
     unused = declared - used - {"hdf5plugin", "dask"}      # for other readers; xarray's chunked arrays
     assert unused == set(), f"declared but never imported: {unused}"

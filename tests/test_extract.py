@@ -1,5 +1,6 @@
 """Extraction into the DataTree layout and the streaming netCDF store."""
 
+import math
 import os
 import signal
 import subprocess
@@ -113,12 +114,13 @@ def test_options_pool_dtype_compression(model, tmp_path):
     assert vrnn.layer(retina, "retina").sizes["unit"] == 16 * 32 * 32
 
 
-def test_chunks_are_capped_near_16mb():
-    spec = VarSpec("v1", "v1", 64 * 64 * 64, "float32", spatial=(64, 64, 64))
+def test_chunks_are_one_step_of_a_batch_capped_near_16mb():
+    spec = VarSpec("v1", "v1", 128 * 64 * 64, "float32", spatial=(128, 64, 64))
     b, t, u = spec.chunks(64, 10)
-    assert b == 64 and t == 10
-    assert b * t * u * 4 <= CHUNK_BYTES * 1.01
-    assert VarSpec("gap", "gap", 512, "float32").chunks(64, 10) == (64, 10, 512)
+    assert b == 64 and t == 1
+    assert b * t * u * 4 <= CHUNK_BYTES * 1.01 and u * math.ceil(spec.n / u) >= spec.n
+    assert VarSpec("gap", "gap", 512, "float32").chunks(64, 10) == (64, 1, 512)
+    assert VarSpec("logits", None, 10, "float32").chunks(64, 10) == (64, 10, 10)   # all steps of a batch
 
 
 LAYOUT_COLLISIONS = ["channel", "unit", "row", "col", "time_ms", "logits", "gap", "v1", "retina",

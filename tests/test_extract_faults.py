@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 import vision_rnn as vrnn
-from vision_rnn import store
+from vision_rnn import _locks
 
 N_IMAGES = 96
 BATCH = 4
@@ -83,7 +83,7 @@ def wait_for(cond, timeout=120.0):
 
 
 def lock_record(partial: Path) -> dict:
-    return json.loads(store.lock_path(partial).read_text())
+    return json.loads(_locks.lock_path(partial).read_text())
 
 
 def assert_same(a: Path, b: Path):
@@ -222,10 +222,10 @@ def test_a_stale_lock_is_not_a_false_positive(folder, reference, tmp_path, who):
                           text=True).stdout.strip()
     record = {"pid": int(dead), "start": 1, "boot": "none"} if who == "dead process" else \
         {"pid": os.getpid(), "start": 1, "boot": "00000000"}
-    store.lock_path(partial).write_text(json.dumps({**record, "since": "2026-01-01T00:00:00"}))
+    _locks.lock_path(partial).write_text(json.dumps({**record, "since": "2026-01-01T00:00:00"}))
     code, _, err = finish(cli("--stimuli", folder, "-o", out, *SLOW))
     assert code == 0, err
-    assert not store.lock_path(partial).exists()
+    assert not _locks.lock_path(partial).exists()
     assert_same(out, reference)
 
 

@@ -24,7 +24,7 @@ from PIL import Image
 import vision_rnn as vrnn
 from vision_rnn import store
 from vision_rnn.errors import VRNNError, VRNNWarning
-from vision_rnn.neural import load_recording, save_recording
+from vision_rnn.recordings import load_recording, save_recording
 from vision_rnn.stimuli import load_stimuli, prepare
 
 

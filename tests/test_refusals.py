@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 import vision_rnn as vrnn
 from vision_rnn.cli import as_flags
 from vision_rnn.errors import AnalysisError, DataError, ModelError, StimuliError, VRNNError
-from vision_rnn.neural import load_recording, save_recording
+from vision_rnn.recordings import load_recording, save_recording
 from clirun import run, error_line
 
 

@@ -256,8 +256,8 @@ def test_round_trip_rsatoolbox_objects():
     np.testing.assert_array_equal(back["time_ms"].values, d["time_ms"].values)
 
 
-def test_rsa_neural_timeaxis_do_not_import_torch():
-    code = ("import sys; import vision_rnn.analysis.rsa, vision_rnn.analysis.timeaxis, vision_rnn.neural; "
+def test_rsa_recordings_compare_do_not_import_torch():
+    code = ("import sys; import vision_rnn.analysis.rsa, vision_rnn.analysis.timeaxis, vision_rnn.recordings, vision_rnn.compare; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", out.stderr

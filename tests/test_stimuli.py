@@ -520,7 +520,7 @@ _ids = st.lists(st.sampled_from(["a", "b", "c"]).flatmap(
 def test_match_rows_never_guesses(ids, keys):
     """Property: every matched row names its stimulus exactly or by a stem no other stimulus has; every
     stimulus gets at most one row; a row is matched, reported unmatched, or the whole table is refused."""
-    from vision_rnn.stimuli import match_rows, stem
+    from vision_rnn.stimulus_ids import match_rows, stem
 
     try:
         rows, unmatched = match_rows(ids, keys, "t.csv")

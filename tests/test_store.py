@@ -16,7 +16,7 @@ import xarray as xr
 import vision_rnn as vrnn
 from vision_rnn import _handles, store
 from vision_rnn.errors import StoreError
-from vision_rnn.neural import save_recording
+from vision_rnn.recordings import save_recording
 from vision_rnn.stimuli import Stimuli
 from clirun import run, error_line
 
@@ -183,7 +183,7 @@ def test_writing_a_file_open_for_reading_is_refused(files, model, stim, tmp_path
 
 def test_a_recording_path_that_is_an_open_activation_file_is_refused(files):
     from vision_rnn.errors import DataError
-    from vision_rnn.neural import load_recording
+    from vision_rnn.recordings import load_recording
 
     with vrnn.open_activations(files["full"]):
         with pytest.raises(DataError, match="activation file open in this process"):

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import vision_rnn as vrnn
-from vision_rnn import neural
+from vision_rnn import recordings
 from vision_rnn.analysis.timeaxis import (DEFAULT_ONSET_MS, TimeAxisError, TimeMapping, align, assign_time,
                                           fit_time_mapping)
 
@@ -96,7 +96,7 @@ def test_align_nearest_and_overlap_on_known_steps():
 def test_fit_recovers_a_planted_mapping_with_a_different_model_seed(trees):
     planted = {"v1": 47.3, "it": 93.6}                  # off the 5 ms / 0.5 ms onset grids
     step = 12.7                                         # off the 1 ms / 0.25 ms step grids
-    rec = neural.simulate_recording(trees[1], onset_ms=planted, step_ms=step, bin_ms=10, noise=1.0,
+    rec = recordings.simulate_recording(trees[1], onset_ms=planted, step_ms=step, bin_ms=10, noise=1.0,
                                     n_neuroids=60, repetitions=4, seed=0)
     fit = fit_time_mapping(trees[0], rec, regions={"v1": "V1", "it": "IT"}, n_boot=200, folds=4, seed=0)
     lo, hi = fit.ci["step_ms"]
@@ -116,7 +116,7 @@ def test_fit_recovers_a_planted_mapping_with_a_different_model_seed(trees):
 
 def test_fit_without_repetitions(trees):
     planted = {"v1": 47.3, "it": 93.6}
-    rec = neural.simulate_recording(trees[1], onset_ms=planted, step_ms=12.7, noise=1.0, n_neuroids=60,
+    rec = recordings.simulate_recording(trees[1], onset_ms=planted, step_ms=12.7, noise=1.0, n_neuroids=60,
                                     repetitions=4, seed=2).mean("repetition")
     fit = fit_time_mapping(trees[0], rec, n_boot=20, folds=2, seed=1)
     for name, onset in planted.items():
@@ -125,7 +125,7 @@ def test_fit_without_repetitions(trees):
 
 
 def test_fit_needs_regions_and_refuses_bad_options(trees):
-    rec = neural.simulate_recording(trees[1], repetitions=2, n_neuroids=10, seed=1)
+    rec = recordings.simulate_recording(trees[1], repetitions=2, n_neuroids=10, seed=1)
     with pytest.raises(TimeAxisError, match="no neuroid of region 'V4'"):
         fit_time_mapping(trees[0], rec, regions={"v1": "V4"}, n_boot=0)
     with pytest.raises(TimeAxisError, match="method 'tau-a'"):

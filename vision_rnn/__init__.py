@@ -9,24 +9,26 @@ and running analyses stay light.
 
 from importlib import import_module
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import VRNNError
 from .stimuli import Stimuli, load_stimuli
 from .extract import extract
-from .store import layer, open_activations
-from ._shards import merge
+from .store import layer, merge, open_activations
 
 _LAZY = {
     "load_model": ".models",
     "list_models": ".models",
     "analysis": None,
-    "neural": None,
+    "data_dir": ".datafolder",
+    "recordings": None,
+    "compare": None,
+    "stimulus_ids": None,
     "plotting": None,
 }
 
-__all__ = ["Stimuli", "VRNNError", "analysis", "extract", "layer", "list_models", "load_model",
-           "load_stimuli", "merge", "neural", "open_activations", "plotting", "__version__"]
+__all__ = ["Stimuli", "VRNNError", "analysis", "data_dir", "extract", "layer", "list_models", "load_model",
+           "compare", "load_stimuli", "merge", "open_activations", "plotting", "recordings", "stimulus_ids",
+           "__version__"]
 
 
 def __getattr__(name):

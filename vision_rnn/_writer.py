@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
+from . import _locks, store
 from .errors import StoreError
 
 SLOTS = 3
@@ -65,7 +65,7 @@ class Writer:
                                 args=(str(partial), self.buf, self.slot_bytes, layout, self.work, self.free,
                                       self.result, os.getpid()))
         self.proc.start()
-        store.note_writer(partial, self.proc.pid)
+        _locks.note_writer(partial, self.proc.pid)
 
     def slot(self) -> int:
         while True:

@@ -258,3 +258,36 @@ def _move_in(tmp: Path) -> None:
             pass
     (tmp / COMMIT).unlink()
     tmp.rmdir()
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every character other than letters, digits, ``_``, ``.`` and ``-`` made ``_``,
+    so it can be a file or group name anywhere.
+
+    >>> safe_name("IT/posterior (left)")
+    'IT_posterior__left_'
+    """
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", str(name))
+
+
+def remove(path) -> None:
+    """Remove a file or a folder (a Zarr store, say) if it is there."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def replace(src, dst) -> None:
+    """Move the file or folder ``src`` to ``dst``, replacing what is there (a folder: moved aside
+    first, then removed: a failure leaves the old folder or the new one whole)."""
+    src, dst = Path(src), Path(dst)
+    if (src.is_dir() or dst.is_dir()) and dst.exists():
+        aside = dst.with_name(f".{os.getpid()}.replaced.{dst.name}")
+        remove(aside)
+        os.replace(dst, aside)
+        os.replace(src, dst)
+        remove(aside)
+        return
+    os.replace(src, dst)

@@ -182,7 +182,9 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
     p = Path(model_name)
     label = (p.stem if p.is_file() else p.resolve().name) if p.exists() else model_name
     name = f"{label}_{stimuli_name}.nc"
-    return Path(re.sub(r"[^A-Za-z0-9._-]", "_", name))
+    from .atomic import safe_name
+
+    return Path(safe_name(name))
 
 
 @main.command("extract")
@@ -281,7 +283,7 @@ def merge_cmd(out, delete_shards, overwrite, quiet):
       vrnn merge acts.nc
       vrnn merge acts.nc --delete-shards
     """
-    from ._shards import merge
+    from .store import merge
 
     click.echo(merge(out, delete_shards=delete_shards, overwrite=overwrite))
 
@@ -451,10 +453,10 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
                 min_reliability, shared_only, seed, overwrite, quiet):
     """Compare every layer at every step of ACTS with RECORDING: RDM similarity over time.
 
-    RECORDING is a netCDF recording (vision_rnn.neural.save_recording), a BrainIO
+    RECORDING is a netCDF recording (vision_rnn.recordings.save_recording), a BrainIO
     assembly, kriegeskorte92:PATH (monkey and human IT RDMs of the 92 images) or
     cichy2014:PATH (MEG RDMs). Writes comparison.csv (one row per layer, step and
-    recording bin: value, 95% interval, noise ceiling), cross_temporal.nc, figures
+    recording bin: value, 95% interval, noise ceiling), comparison.nc, figures
     and summary.json to OUT.
 
     \b
@@ -463,8 +465,7 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
       vrnn compare k92.nc kriegeskorte92:data/kriegeskorte2008 -o k92_report/
       vrnn compare acts.nc assembly.nc -o report/ --mapping fit --encoding
     """
-    from .compare import run_comparison
-    from .compare_report import check_out
+    from .compare import check_out, run_comparison
 
     if not encoding and min_reliability is not None:
         raise click.UsageError("--min-reliability applies to the encoding scores: add --encoding, or leave it out")
@@ -473,11 +474,9 @@ def compare_cmd(acts, recording, out, layers, rdm_method, method, n_bootstrap, m
                        n_bootstrap=n_bootstrap, mapping=mapping, id_map=id_map, encoding=encoding,
                        min_reliability=min_reliability, shared_only=shared_only, seed=seed,
                        progress=show_progress(quiet))
-    from .compare_report import best_lines
-
     c.write(out_path, overwrite=overwrite)
     click.echo(f"compared {len(c.settings['layers'])} layer(s) with {', '.join(c.results)} on "
                f"{c.settings['stimulus_match']}")
-    for line in best_lines(c):
+    for line in c.best_lines():
         click.echo(line)
     click.echo(f"report: {folder_text(out_path)} (comparison.csv, figures, summary.json)")

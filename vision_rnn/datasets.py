@@ -388,13 +388,13 @@ def load_image_folder(root, split_seed: int = 0, size: int | None = None) -> Tra
     for p in all_files:
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
     ident = {"sha256": h.hexdigest(), "bytes": sum(os.path.getsize(p) for p in all_files)}
-    test = None
-    if (root / "test").is_dir():
-        def test(split):
-            _, files, labels = _scan(root / _only_test(split), classes)
-            return Split(_decode_all(files, size), np.asarray(labels, dtype=np.int64))
+
+    def read_test(split):
+        _, files, labels = _scan(root / _only_test(split), classes)
+        return Split(_decode_all(files, size), np.asarray(labels, dtype=np.int64))
+
     return TrainingData(str(root.resolve()), "folder", tuple(classes), mean, std, train, val, ident,
-                        split_seed, test)
+                        split_seed, read_test if (root / "test").is_dir() else None)
 
 
 def _scan(folder: Path, classes: Sequence[str] | None = None):

@@ -30,6 +30,22 @@ class AnalysisError(VRNNError):
     """Analysis inputs with the wrong dimensions, mismatched stimuli or nothing left to analyse."""
 
 
+class RSAError(AnalysisError):
+    """Bad input to an RSA function: missing dims, unknown method, too few stimuli."""
+
+
+class TimeAxisError(AnalysisError):
+    """Model steps and milliseconds mixed up, or a mapping that cannot be used."""
+
+
+class EncodingError(AnalysisError):
+    """Bad input to an encoding model: dims, too few stimuli, unknown options."""
+
+
+class CompareError(VRNNError):
+    """Inputs that cannot be compared: no shared stimuli, different RDM sizes, bad options."""
+
+
 class VRNNWarning(UserWarning):
     """Something the user should know that does not stop the work (e.g. metadata rows that match no stimulus).
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store
+from . import _locks, atomic, store
 from ._inputs import SOURCE, BadImages, batches, decoded, file_hash, scan_all
 from ._writer import WriteFailed, Writer, slot_views, sources_path
 from ._zarr import is_zarr
@@ -56,34 +56,81 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
 
     Parameters
     ----------
-    model : a model from :func:`vision_rnn.load_model`.
-    stimuli : a :class:`~vision_rnn.stimuli.Stimuli` or anything :func:`load_stimuli` takes.
-    layers : layers to store (default v1, v2, v4, it, gap; "retina" on request).
-    timesteps : steps to unroll (default: the model's).
-    pool : ``"mean"`` stores the spatial mean per channel of convolutional layers.
-    dtype : ``"float32"`` or ``"float16"``: float16 rounds layer activations to float16
-        precision (netCDF has no 16-bit float: they are stored as float32 with the
-        low mantissa bits zeroed, BitRound, so compression about halves the file);
-        logits stay float32.
-    compression : ``"zstd"`` (level 1), ``"zlib"`` (for readers without the zstd plugin) or ``"none"``.
-    device : ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
-    resume : continue an interrupted ``<out>.partial`` (provenance must match; image files
+    model : BLTNet
+        A model from :func:`vision_rnn.load_model`.
+    stimuli : Stimuli or str or os.PathLike or numpy.ndarray
+        A :class:`~vision_rnn.stimuli.Stimuli` or anything :func:`load_stimuli` takes.
+    layers : str or sequence of str, optional
+        Layers to store (default v1, v2, v4, it, gap; "retina" on request).
+    timesteps : int, optional
+        Steps to unroll (default: the model's).
+    batch_size : int, optional
+        Stimuli per forward pass.
+    device : str or torch.device, optional
+        ``"auto"`` (CUDA when available, else the CPU), ``"cpu"``, ``"cuda[:N]"`` or ``"mps"``.
+    out : str or os.PathLike, optional
+        The file to write (NAME.nc, or a Zarr store NAME.zarr); it is
+        ``<out>.partial`` until complete. Default: none, in memory.
+    pool : {None, "none", "mean"}, optional
+        ``"mean"`` stores the spatial mean per channel of convolutional layers.
+    dtype : {"float32", "float16"}, optional
+        float16 rounds layer activations to float16 precision (netCDF has no
+        16-bit float: they are stored as float32 with the low mantissa bits
+        zeroed, BitRound, so compression about halves the file); logits stay float32.
+    compression : {"zstd", "zlib", "none"}, optional
+        ``"zstd"`` (level 1), ``"zlib"`` (for readers without the zstd plugin) or ``"none"``.
+    resume : bool, optional
+        Continue an interrupted ``<out>.partial`` (provenance must match; image files
         already written must be unchanged).
-    skip_bad : leave out unreadable images (their ids kept in the ``skipped`` attribute)
+    overwrite : bool, optional
+        Replace an existing ``out`` (or ``<out>.partial``) instead of refusing.
+    skip_bad : bool, optional
+        Leave out unreadable images (their ids kept in the ``skipped`` attribute)
         instead of stopping.
-    workers : processes that decode and prepare batches ahead of the model (default
+    workers : int, optional
+        Processes that decode and prepare batches ahead of the model (default
         :func:`default_workers`; 0: in this process).
-    shard : ``(I, N)`` or ``"I/N"``: extract only the I-th of N contiguous blocks of the
+    shard : tuple of int or str, optional
+        ``(I, N)`` or ``"I/N"``: extract only the I-th of N contiguous blocks of the
         stimuli (``numpy.array_split``) into ``<out>.shards/``; ``open_activations(out)``
         opens the complete set as one, :func:`vision_rnn.merge` writes it as one file.
+    progress : bool, optional
+        Show a progress bar and the size to be written.
 
+    Returns
+    -------
+    xarray.DataTree
+        The logits (stimulus, time, class) at the root and one group per layer
+        (stimulus, time, unit), with the readout, labels, metadata and provenance:
+        the written file (with ``shard``, this shard's file) opened lazily, or,
+        without ``out``, loaded into memory.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn
     >>> model = vrnn.load_model("lateral", weights="random")
     >>> tree = vrnn.extract(model, "builtin:fashion-mnist", layers=["it"], pool="mean")
     >>> vrnn.layer(tree, "it").sizes
     Frozen({'stimulus': 500, 'time': 8, 'unit': 128})
     """
-    from .models.blt import DEFAULT_LAYERS, LAYERS
+    stim, steps, layers, pool, out = _checked_options(model, stimuli, layers, timesteps, batch_size, pool,
+                                                      dtype, compression, out, workers)
+    from .devices import resolve_device
+
+    device = resolve_device(device)
+    stim, out, shard_attrs = _take_shard(shard, stim, out)
+    stim = stim.check(skip_bad=skip_bad, size=model.input_size)
+    layout = _layout(model, len(stim), steps, batch_size, layers, pool, dtype)
+    attrs = store.base_attrs(model, stim, layout, layers=layers, pool=pool, dtype=dtype,
+                             compression=compression, skipped=stim.skipped)
+    attrs.update(shard_attrs)
+    return _store_run(model, stim, layout, layers, pool, steps, device, out, attrs, resume, overwrite,
+                      workers, progress)
+
+
+def _checked_options(model, stimuli, layers, timesteps, batch_size, pool, dtype, compression, out, workers):
+    """Load the stimuli and check :func:`extract`'s options in order -> (stim, steps, layers, pool, out)."""
+    from .models.blt import LAYERS
     from .stimuli import load_stimuli
 
     stim = load_stimuli(stimuli)
@@ -93,19 +140,7 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         raise VRNNError(f"`timesteps={timesteps}`: must be a whole number of at least 1 (or None for the "
                         f"model's {model.timesteps})")
     steps = int(model.timesteps if timesteps is None else timesteps)
-    if isinstance(layers, str):
-        layers = [layers]                           # one layer by name, not its letters
-    if layers is not None:
-        layers = list(layers)
-        if not layers:
-            raise VRNNError("`layers` names no layer; pass layer names, or None for the default "
-                            f"({', '.join(DEFAULT_LAYERS)})")
-    layers = layers if layers is not None else list(DEFAULT_LAYERS)
-    unknown = [str(l) for l in layers if l not in LAYERS]
-    if unknown:
-        raise VRNNError(f"`layers`: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
-    if len(set(layers)) != len(layers):
-        raise VRNNError(f"`layers`: a layer is named twice ({','.join(layers)})")
+    layers = _checked_layers(layers)
     if stim.metadata is not None:
         store.check_metadata_names(list(stim.metadata.columns), LAYERS, where=stim.metadata_source)
     if pool not in (None, "none", "mean"):
@@ -126,25 +161,52 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
             raise VRNNError(f"`out={out}` is a folder; name a file (NAME.nc) or a Zarr store (NAME.zarr)")
         if is_zarr(out):
             _zarr_check()
-    from .devices import resolve_device
+    return stim, steps, layers, pool, out
 
-    device = resolve_device(device)
-    shard_attrs = {}
-    if shard is not None:
-        from . import _shards
 
-        if out is None:
-            raise VRNNError("`shard` needs `out`, the name of the whole data set (e.g. out='acts.nc')")
-        index, count = _shards.parse(shard)
-        rows = _shards.block(len(stim), index, count)
-        shard_attrs = {"shard_index": index, "shard_count": count, "shard_start": int(rows[0]),
-                       "set_n_stimuli": len(stim), "set_fingerprint": stim.fingerprint()}
-        _check_folder(Path(out))
-        out = _shards.shard_path(out, index, count)
-        out.parent.mkdir(exist_ok=True)
-        stim = stim.subset(rows)
-    stim = stim.check(skip_bad=skip_bad, size=model.input_size)
-    n = len(stim)
+def _checked_layers(layers) -> list:
+    """``layers`` of :func:`extract` as a checked list of layer names (None: the default layers)."""
+    from .models.blt import DEFAULT_LAYERS, LAYERS
+
+    if isinstance(layers, str):
+        layers = [layers]                           # one layer by name, not its letters
+    if layers is not None:
+        layers = list(layers)
+        if not layers:
+            raise VRNNError("`layers` names no layer; pass layer names, or None for the default "
+                            f"({', '.join(DEFAULT_LAYERS)})")
+    layers = layers if layers is not None else list(DEFAULT_LAYERS)
+    unknown = [str(l) for l in layers if l not in LAYERS]
+    if unknown:
+        raise VRNNError(f"`layers`: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
+    if len(set(layers)) != len(layers):
+        raise VRNNError(f"`layers`: a layer is named twice ({','.join(layers)})")
+    return layers
+
+
+def _take_shard(shard, stim, out):
+    """The stimuli and output file of one shard, and the shard's attributes -> (stim, out, shard_attrs).
+
+    Without ``shard``: ``stim`` and ``out`` unchanged, and no attributes.
+    """
+    if shard is None:
+        return stim, out, {}
+    from . import _shards
+
+    if out is None:
+        raise VRNNError("`shard` needs `out`, the name of the whole data set (e.g. out='acts.nc')")
+    index, count = _shards.parse(shard)
+    rows = _shards.block(len(stim), index, count)
+    shard_attrs = {"shard_index": index, "shard_count": count, "shard_start": int(rows[0]),
+                   "set_n_stimuli": len(stim), "set_fingerprint": stim.fingerprint()}
+    _check_folder(Path(out))
+    out = _shards.shard_path(out, index, count)
+    out.parent.mkdir(exist_ok=True)
+    return stim.subset(rows), out, shard_attrs
+
+
+def _layout(model, n: int, steps: int, batch_size: int, layers, pool, dtype):
+    """The file's layout: the logits, then each layer (its spatial mean per channel with ``pool="mean"``)."""
     specs = [store.VarSpec("logits", None, len(model.classes), "float32")]
     for name in layers:
         shape = model.layer_shape(name)
@@ -153,20 +215,22 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
         else:
             specs.append(store.VarSpec(name, name, int(np.prod(shape)), dtype,
                                        spatial=shape if len(shape) == 3 else None))
-    layout = store.Layout(n, steps, min(batch_size, n), specs)
-    attrs = store.base_attrs(model, stim, layout, layers=layers, pool=pool, dtype=dtype,
-                             compression=compression, skipped=stim.skipped)
-    attrs.update(shard_attrs)
+    return store.Layout(n, steps, min(batch_size, n), specs)
 
+
+def _store_run(model, stim, layout, layers, pool, steps, device, out, attrs, resume, overwrite, workers,
+               progress):
+    """Write the activations into ``out`` and open it lazily; without ``out``, into a temporary file
+    that is loaded into memory and then removed."""
     in_memory = out is None
     if in_memory:
         out = Path(tempfile.mkdtemp(prefix="vrnn-")) / "activations.nc"
-        compression = attrs["compression"] = "none"
+        attrs["compression"] = "none"
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
     try:
         _check_folder(out)                          # before the lock, which lives in that folder
-        with store.writing(partial):
+        with _locks.writing(partial):
             _check_output(out, partial, resume, overwrite)
             _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs, resume,
                    default_workers() if workers is None else int(workers), progress)
@@ -204,7 +268,7 @@ def _write(model, stim, layout, layers, pool, steps, device, out, partial, attrs
     except BaseException as e:
         kept = done[0] > 0
         if created_now and not kept and not isinstance(e, KeyboardInterrupt):
-            store.remove(partial)                    # nothing written: nothing left behind
+            atomic.remove(partial)                    # nothing written: nothing left behind
             sources.unlink(missing_ok=True)
             if isinstance(e, BadImages):
                 raise BadImages(scan_all(stim, e.found, model.input_size)) from None
@@ -235,7 +299,7 @@ def _create(partial: Path, stim, layout, model, attrs) -> None:
                      label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,
                      readout_weight=weight, readout_bias=bias, attrs=attrs, compression=attrs["compression"])
     except BaseException:
-        store.remove(partial)
+        atomic.remove(partial)
         raise
 
 
@@ -313,14 +377,14 @@ def _carry_over(partial: Path, stim, layout, model, attrs, done: int, written: i
         print(f"vrnn: the stimuli after the {written} written changed; carrying those into a file for the "
               f"{layout.n_stimuli} stimuli now", file=sys.stderr)
     tmp = partial.with_name(partial.name + ".carry")
-    store.remove(tmp)
+    atomic.remove(tmp)
     _create(tmp, stim, layout, model, attrs)
     try:
         store.copy_batches(partial, tmp, layout, written, done)
     except BaseException:
-        store.remove(tmp)
+        atomic.remove(tmp)
         raise
-    store.replace(tmp, partial)
+    atomic.replace(tmp, partial)
 
 
 def _check_folder(out: Path) -> None:
@@ -346,7 +410,7 @@ def _check_output(out: Path, partial: Path, resume: bool, overwrite: bool) -> No
         if not overwrite:
             raise VRNNError(f"{partial} exists from an interrupted run; pass `resume=True` to continue it "
                             "or `overwrite=True` to start again")
-        store.remove(partial)
+        atomic.remove(partial)
 
 
 def _check_space(out: Path, layout, progress: bool) -> None:

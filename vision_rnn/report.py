@@ -136,10 +136,33 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
     interrupted run leaves ``out`` as it was, other files in ``out`` stay, and replacing
     an earlier report needs ``overwrite=True``.
 
-    Reads only the logits and ``layer`` (default: the readout layer), chunk by
-    chunk; a layer other than the readout layer gets a fitted readout (see
-    :func:`vision_rnn.analysis.fit_readout`). Returns the summary Dataset.
+    Reads only the logits and ``layer``, chunk by chunk; a layer other than the
+    readout layer gets a fitted readout (see :func:`vision_rnn.analysis.fit_readout`).
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The activation file (written by :func:`vision_rnn.extract`).
+    out : str or os.PathLike
+        The report's folder.
+    layer : str, optional
+        The layer to analyse; default the readout layer.
+    overwrite : bool, optional
+        Replace an earlier report in ``out``.
+    progress : bool, optional
+        Show progress bars.
+    **fit_options
+        Passed to :func:`vision_rnn.analysis.fit_readout` for a layer other than
+        the readout layer.
+
+    Returns
+    -------
+    xarray.Dataset
+        The summary (:func:`vision_rnn.analysis.summarize`), with ``attrs['source']``
+        the activation file.
+
+    Examples
+    --------
     >>> analyze("acts.nc", "report/", layer="v4")                    # doctest: +SKIP
     """
     from tqdm.auto import tqdm
@@ -187,10 +210,29 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
     """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
 
     Writes ``lateral_fashion-mnist.nc`` (every layer at every step) and the report to
-    ``out``; ``limit`` takes that many evenly spaced images of the 500. An earlier demo
-    in ``out`` is replaced only with ``overwrite=True``.
-    Returns the summary Dataset.
+    ``out``. An earlier demo in ``out`` is replaced only with ``overwrite=True``.
 
+    Parameters
+    ----------
+    weights : str, optional
+        Weights of the ``lateral`` model (see :func:`vision_rnn.load_model`):
+        ``"pretrained"``, ``"random"`` or a weights file.
+    out : str or os.PathLike, optional
+        The folder for the activation file and the report.
+    limit : int, optional
+        Take that many evenly spaced images of the 500 (at least 2); default all.
+    overwrite : bool, optional
+        Replace an earlier demo in ``out``.
+    progress : bool, optional
+        Show progress bars.
+
+    Returns
+    -------
+    xarray.Dataset
+        The summary Dataset, as :func:`analyze` returns it.
+
+    Examples
+    --------
     >>> s = demo(weights="random", out="demo", limit=50)              # doctest: +SKIP
     """
     from .extract import extract

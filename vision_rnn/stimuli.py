@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .errors import StimuliError
+from .stimulus_ids import match_rows
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 BUILTIN = {"fashion-mnist": "fashion_mnist_500.npz"}
@@ -346,66 +347,44 @@ def unreadable(stim: Stimuli, bad: dict) -> str:
     return f"{len(names)} unreadable image(s) in {stim.source}: {', '.join(names[:5])}{more}"
 
 
-def stem(stimulus_id: str) -> str:
-    """File stem of an id: no folders, no extension."""
-    return Path(stimulus_id).stem
-
-
-def match_rows(ids: Sequence[str], keys: Sequence[str], where: str) -> tuple[dict, list]:
-    """Match table rows to stimuli: ``({stimulus index: row index}, [unmatched keys])``.
-
-    A key matches the stimulus with that exact id, else the one stimulus with that
-    file stem. A stem shared by several stimuli, or two rows reaching one
-    stimulus, is ambiguous and refused (StimuliError naming ``where``).
-
-    >>> match_rows(["cat/a.png", "dog/b.png"], ["a", "dog/b.png", "zebra"], "t.csv")
-    ({0: 0, 1: 1}, ['zebra'])
-    """
-    exact = {s: i for i, s in enumerate(ids)}
-    by_stem: dict = {}
-    for i, s in enumerate(ids):
-        by_stem.setdefault(stem(s), []).append(i)
-    rows, unmatched, ambiguous = {}, [], []
-    for r, key in enumerate(keys):
-        if key in exact:
-            hits = [exact[key]]
-        else:
-            hits = by_stem.get(key, [])
-        if not hits:
-            unmatched.append(key)
-            continue
-        if len(hits) > 1:
-            ambiguous.append(f"{key!r} is the file stem of {len(hits)} stimuli "
-                             f"({', '.join(ids[i] for i in hits[:3])}{' ...' if len(hits) > 3 else ''})")
-            continue
-        i = hits[0]
-        if i in rows:
-            ambiguous.append(f"{keys[rows[i]]!r} and {key!r} both name stimulus {ids[i]!r}")
-            continue
-        rows[i] = r
-    if ambiguous:
-        shown = "; ".join(ambiguous[:3]) + (f"; and {len(ambiguous) - 3} more" if len(ambiguous) > 3 else "")
-        raise StimuliError(f"{where}: ambiguous 'stimulus' values: {shown}; use the full stimulus ids "
-                           "(paths relative to the stimuli folder)")
-    return rows, unmatched
-
-
 # -- sources -------------------------------------------------------------------------------
 def load_stimuli(source, metadata=None, ids=None, labels=None, layers: Sequence[str] = ()) -> Stimuli:
     """Stimuli from a folder, ``builtin:fashion-mnist``, ``file.h5:split``, or an array.
 
-    - a folder: every image below it (png, jpg/jpeg, bmp, gif, tif/tiff, webp),
-      sorted by relative path; the id is that path with '/' separators and the
-      first sub-folder is the label_name;
-    - ``builtin:fashion-mnist``: 500 Fashion-MNIST test images, 50 per class;
-    - ``PATH.h5:SPLIT``: a MiniEcoset-layout HDF5 file (``SPLIT/data``,
-      ``SPLIT/labels``, ``categories``);
-    - ``kriegeskorte92:PATH``: the 92 images of Kriegeskorte et al. (2008);
-    - a uint8 array (N, H, W, 3) (or (N, H, W) grey), with optional ``ids`` and
-      ``labels`` (label names).
+    Parameters
+    ----------
+    source : str, os.PathLike, numpy.ndarray or Stimuli
+        One of
 
-    ``metadata`` is an optional CSV with a ``stimulus`` column (see :meth:`Stimuli.with_metadata`;
-    ``layers`` are the names of the model's layers, which its columns may not take).
+        - a folder: every image below it (png, jpg/jpeg, bmp, gif, tif/tiff, webp),
+          sorted by relative path; the id is that path with '/' separators and the
+          first sub-folder is the label_name;
+        - ``builtin:fashion-mnist``: 500 Fashion-MNIST test images, 50 per class;
+        - ``PATH.h5:SPLIT``: a MiniEcoset-layout HDF5 file (``SPLIT/data``,
+          ``SPLIT/labels``, ``categories``);
+        - ``kriegeskorte92:PATH``: the 92 images of Kriegeskorte et al. (2008);
+        - a uint8 array (N, H, W, 3) (or (N, H, W) grey), with optional ``ids`` and
+          ``labels`` (label names);
+        - a :class:`Stimuli`, returned as it is (with ``metadata`` added).
+    metadata : str or os.PathLike, optional
+        A CSV with a ``stimulus`` column (see :meth:`Stimuli.with_metadata`).
+    ids : sequence of str, optional
+        For an array: one id per image (default ``00000``, ``00001``, ...).
+    labels : sequence of str, optional
+        For an array: one label name per image.
+    layers : sequence of str, optional
+        The names of the model's layers, which the metadata's columns may not take.
+
+    Returns
+    -------
+    Stimuli
+        The stimuli: ids, label names, metadata and a way to decode the images.
+
+    Examples
+    --------
+    >>> stim = load_stimuli("builtin:fashion-mnist")
+    >>> len(stim), stim.label_names[0]
+    (500, 'tshirt_top')
     """
     if isinstance(source, Stimuli):
         stim = source
@@ -416,15 +395,61 @@ def load_stimuli(source, metadata=None, ids=None, labels=None, layers: Sequence[
         if source.startswith("builtin:"):
             stim = _builtin(source.split(":", 1)[1])
         elif source.startswith("kriegeskorte92:"):
-            from .neural import kriegeskorte92
-
-            stim = kriegeskorte92(source.split(":", 1)[1]).stimuli
+            stim = kriegeskorte92_stimuli(source.split(":", 1)[1] or None)
         elif _h5_split(source):
             stim = from_hdf5(*_h5_split(source))
         else:
             stim = from_folder(source)
     if metadata is not None:
         stim = stim.with_metadata(metadata, layers)
+    return stim
+
+
+# -- the 92-image set (Kriegeskorte et al. 2008) --------------------------------------------
+NINETY_TWO_FILE = "Kriegeskorte_Neuron2008_supplementalData.mat"
+NINETY_TWO_IDS = [f"img_{i:02d}" for i in range(1, 93)]
+NINETY_TWO_FLAGS = ("human", "face", "animal", "natural")
+
+
+def kriegeskorte92_stimuli(path=None) -> Stimuli:
+    """The 92 object images of Kriegeskorte et al. (2008) as :class:`Stimuli`.
+
+    Parameters
+    ----------
+    path : folder holding ``Kriegeskorte_Neuron2008_supplementalData.mat`` (default
+        ``$VRNN_DATA/kriegeskorte2008``, else ``../shared/data/kriegeskorte2008``).
+
+    Returns
+    -------
+    Stimuli
+        92 RGB images 175 x 175, ids ``img_01`` .. ``img_92``, ``label_names`` the category
+        (e.g. ``"human face"``), metadata columns ``category``, ``human``, ``face``,
+        ``animal``, ``natural`` (0/1), which extraction turns into stimulus coordinates.
+        The recorded RDMs are :func:`vision_rnn.recordings.sets.kriegeskorte92`.
+    """
+    import pandas as pd
+    import scipy.io
+
+    from .datafolder import data_folder
+    from .errors import DataError
+
+    folder = data_folder(path, "kriegeskorte2008", (NINETY_TWO_FILE,))
+    try:
+        objs = scipy.io.loadmat(folder / NINETY_TWO_FILE, variable_names=["stimuli_92objs"])["stimuli_92objs"][0]
+        images = np.stack([np.asarray(o["image"], dtype=np.uint8) for o in objs])
+        text = lambda x: str(np.asarray(x).ravel()[0])
+        meta = pd.DataFrame({"category": [text(o["category"]) for o in objs],
+                             **{f: [int(np.asarray(o[f]).ravel()[0]) for o in objs] for f in NINETY_TWO_FLAGS}},
+                            index=pd.Index(NINETY_TWO_IDS, name="stimulus"))
+    except (KeyError, IndexError, ValueError) as e:
+        raise DataError(f"{folder}: {NINETY_TWO_FILE} does not have the published layout ({e})") from None
+    except Exception as e:
+        raise DataError(f"{folder}: cannot read {NINETY_TWO_FILE} ({str(e).splitlines()[0]})") from None
+    if images.shape != (92, 175, 175, 3):
+        raise DataError(f"{folder}: unexpected images {images.shape} in {NINETY_TWO_FILE}; expected (92, 175, 175, 3)")
+    stim = from_arrays(images, ids=NINETY_TWO_IDS, label_names=list(meta["category"]), name="kriegeskorte92")
+    stim.metadata = meta
+    stim.source = f"kriegeskorte92:{folder}"
     return stim
 
 
@@ -440,6 +465,24 @@ def _h5_split(source: str):
 
 
 def from_folder(root) -> Stimuli:
+    """Stimuli from every image below a folder.
+
+    Images are the files with an image extension (png, jpg/jpeg, bmp, gif,
+    tif/tiff, webp), hidden files and folders left out, sorted by relative path;
+    images are decoded only when loaded.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The folder.
+
+    Returns
+    -------
+    Stimuli
+        One stimulus per image: the id is its path relative to ``root`` with '/'
+        separators, the label name its first sub-folder ("" for an image directly
+        in ``root``); ``files`` holds the paths.
+    """
     root = Path(root)
     if not root.exists():
         raise StimuliError(f"stimuli folder {root} does not exist")
@@ -479,6 +522,32 @@ def from_folder(root) -> Stimuli:
 
 
 def from_arrays(images, ids=None, label_names=None, name="array") -> Stimuli:
+    """Stimuli from an array of images held in memory.
+
+    Parameters
+    ----------
+    images : array-like
+        uint8 images (N, H, W, 3), or (N, H, W) grey (repeated into 3 channels);
+        at least one image of at least 1x1 pixels.
+    ids : sequence of str, optional
+        One id per image; default ``00000``, ``00001``, ...
+    label_names : sequence of str, optional
+        One label name per image (the class names of a model); default none.
+    name : str, optional
+        The name of the set.
+
+    Returns
+    -------
+    Stimuli
+        The images, with source ``array:HASH`` and a fingerprint from the pixels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stim = from_arrays(np.zeros((2, 4, 4), dtype=np.uint8), label_names=["a", "b"])
+    >>> stim.ids, stim.label_names
+    (['00000', '00001'], ['a', 'b'])
+    """
     images = np.asarray(images)
     if images.ndim == 3:
         images = np.repeat(images[..., None], 3, axis=3)
@@ -512,6 +581,25 @@ def _builtin(name: str) -> Stimuli:
 
 
 def from_hdf5(path, split: str) -> Stimuli:
+    """Stimuli from one split of a MiniEcoset-layout HDF5 file.
+
+    The file holds ``SPLIT/data`` (N, H, W, 3) uint8 images, ``SPLIT/labels``
+    (N integer class indices) and optionally ``categories`` (the class names);
+    images are read from the file only when loaded.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HDF5 file.
+    split : str
+        The group of the split, e.g. ``"test"``.
+
+    Returns
+    -------
+    Stimuli
+        One stimulus per image, ids ``SPLIT/000000``, ...; the label name of each is
+        its category (the class index as text where ``categories`` has none).
+    """
     import h5py
 
     path = Path(path)

@@ -20,13 +20,15 @@ import datetime
 import json
 import math
 import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import _handles, _zarr
+from . import _handles, _shards, _zarr, atomic
+from ._locks import being_written, writer_of
 from ._handles import check_not_open, is_open  # noqa: F401  (part of the store's API)
 from .errors import StoreError
 
@@ -112,11 +114,19 @@ class VarSpec:
         return "float32"
 
     def chunks(self, batch_size: int, timesteps: int) -> tuple:
-        """Chunk along stimulus = the batch, capped near 16 MB by splitting units."""
+        """A layer's chunk is one batch of stimuli at one step, units split to stay under 16 MB;
+        the logits' chunk is one batch at every step.
+
+        One step per chunk lets the readers that go step by step (RDMs over time, and the
+        comparison's Gram accumulation over blocks of units, for layers larger than memory)
+        read each chunk once and only the steps they need; a batch per chunk keeps every
+        written batch whole chunks. The analyses that need every step of a stimulus read a
+        batch's chunks of all steps together.
+        """
         item = np.dtype(self.stored).itemsize
-        per_stim = timesteps * self.n * item
-        splits = max(1, math.ceil(batch_size * per_stim / CHUNK_BYTES))
-        return (batch_size, timesteps, math.ceil(self.n / splits))
+        steps = timesteps if self.group is None else 1
+        splits = max(1, math.ceil(batch_size * steps * self.n * item / CHUNK_BYTES))
+        return (batch_size, steps, math.ceil(self.n / splits))
 
 
 @dataclass
@@ -375,107 +385,6 @@ def provenance_mismatch(path, expected: dict) -> list[str]:
     return [k for k in PROVENANCE if str(attrs.get(k)) != str(expected.get(k))]
 
 
-# -- who is writing a .partial -------------------------------------------------------------------
-def lock_path(partial) -> Path:
-    return Path(partial).with_name(Path(partial).name + ".lock")
-
-
-def writer_of(partial) -> dict | None:
-    """The live process writing ``partial`` (its lock record), or None."""
-    from .atomic import is_dead
-
-    lock = lock_path(partial)
-    try:
-        record = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    if not is_dead(record):
-        return record
-    writer = record.get("writer")
-    if isinstance(writer, dict) and not is_dead(writer):   # the extraction was killed; its writer still finishes
-        return {**record, "pid": writer["pid"]}
-    lock.unlink(missing_ok=True)                 # left by a run that was killed
-    return None
-
-
-def being_written(partial) -> str:
-    w = writer_of(partial)
-    return "" if w is None else (f"{partial}: being written by process {w['pid']} (vrnn extract, since "
-                                 f"{w.get('since', '?')}); wait for it to finish, or stop it and resume")
-
-
-ORPHAN_WAIT_S = 60.0
-
-
-def _wait_for_orphan_writer(partial, record) -> None:
-    """The run that wrote ``partial``'s lock (``record``) is dead; its writer process may still be
-    finishing the batches it was handed. Wait for it (it stops within a batch or two), then clear
-    the lock."""
-    import time
-
-    from .atomic import is_dead
-
-    lock = lock_path(partial)
-    if not isinstance(record, dict):
-        return
-    writer = record.get("writer")
-    deadline = time.monotonic() + ORPHAN_WAIT_S
-    while isinstance(writer, dict) and not is_dead(writer):
-        if time.monotonic() > deadline:
-            raise StoreError(f"{partial}: the writer process {writer.get('pid')} of a stopped run is still "
-                             "writing; wait for it to exit (or stop it), then resume")
-        time.sleep(0.05)
-    lock.unlink(missing_ok=True)
-
-
-@contextmanager
-def writing(partial):
-    """Hold ``<partial>.lock`` for as long as this process writes ``partial``: other processes
-    then refuse to write it and say who is writing it.
-
-    The lock belongs to the process that runs the extraction: once it has ended (killed,
-    crashed, or the machine rebooted) the lock is stale and the next run takes it over,
-    after waiting for a writer process the dead run left behind to finish its batches."""
-    from .atomic import is_dead, this_process
-
-    lock = lock_path(partial)
-    try:
-        record = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        record = None
-    if isinstance(record, dict) and not is_dead(record):
-        raise StoreError(being_written(partial) or f"{partial}: another process started writing it")
-    _wait_for_orphan_writer(partial, record)
-    record = {**this_process(), "since": datetime.datetime.now().isoformat(timespec="seconds")}
-    try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    except FileExistsError:
-        raise StoreError(being_written(partial) or f"{partial}: another process started writing it") from None
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(record))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def note_writer(partial, pid: int) -> None:
-    """Record in ``partial``'s lock the process that writes its batches (it may outlive the extraction)."""
-    from .atomic import process_start
-
-    lock = lock_path(partial)
-    try:
-        record = json.loads(lock.read_text())
-    except (OSError, ValueError):
-        return
-    record["writer"] = {"pid": int(pid), "start": process_start(pid), "boot": record.get("boot", "none")}
-    tmp = lock.with_name(lock.name + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, lock)
-
-
 @contextmanager
 def appending(path, check: bool = True):
     """``path`` opened for writing (netCDF4.Dataset, mode "a", or a Zarr store); a netCDF file is
@@ -502,37 +411,12 @@ def write_rows(ds, targets: dict, lo: int, views: dict, k: int) -> None:
         var[lo:lo + k] = views[name][:k]
 
 
-def remove(path) -> None:
-    """Remove an activation file or store (a folder) if it is there."""
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink():
-        import shutil
-
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
-
-
-def replace(src, dst) -> None:
-    """Move the file or store ``src`` to ``dst``, replacing what is there (a store: moved aside
-    first, then removed: a failure leaves the old store or the new one whole)."""
-    src, dst = Path(src), Path(dst)
-    if (src.is_dir() or dst.is_dir()) and dst.exists():
-        aside = dst.with_name(f".{os.getpid()}.replaced.{dst.name}")
-        remove(aside)
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        remove(aside)
-        return
-    os.replace(src, dst)
-
-
 def finish(partial: Path, out: Path) -> None:
     with appending(partial) as ds:
         ds.setncattr("complete", 1)
     if _zarr.is_zarr(partial):
         _zarr.consolidate(partial)
-    replace(partial, out)
+    atomic.replace(partial, out)
 
 
 def size_on_disk(path) -> int:
@@ -542,7 +426,7 @@ def size_on_disk(path) -> int:
 
 
 def base_attrs(model, stim, layout, *, layers, pool, dtype, compression, skipped) -> dict:
-    from . import __version__
+    from ._version import __version__
 
     return {
         "model": model.name,
@@ -666,14 +550,12 @@ def open_activations(path, chunks: dict | None = None, allow_incomplete: bool = 
     import xarray as xr
     from xarray.backends import NetCDF4DataStore
 
-    from . import _shards
-
     path = Path(path)
     if _shards.is_set(path):
         if allow_incomplete:
             raise StoreError(f"{path}: a shard set is opened whole; `allow_incomplete=True` reads one shard's "
                              f"file in {_shards.folder(path).name}/")
-        return _shards.open_set(path, chunks=chunks)
+        return open_set(path, chunks=chunks)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         hint = f" ({partial.name} exists: finish it by extracting again with `resume=True`)" if partial.exists() else ""
@@ -761,11 +643,9 @@ def layer(tree, name: str):
 
 def describe(path) -> str:
     """A human summary of an activation file (complete or .partial), or of a shard set."""
-    from . import _shards
-
     path = Path(path)
     if _shards.is_set(path):
-        return _shards.describe_set(path)
+        return describe_set(path)
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         if partial.exists():
@@ -798,4 +678,114 @@ def describe(path) -> str:
         kind = ", Zarr v3" if _zarr.is_zarr(path) else ""
         lines.append(f"storage   {a['dtype']}, {a['compression']}, pool {a['pool']}{kind}")
     lines.append(f"size      {size_on_disk(path) / 2**20:.1f} MiB on disk")
+    return "\n".join(lines)
+
+
+# -- shard sets (their names and attributes: vision_rnn._shards) ------------------------------
+def check_set(out) -> tuple[list[Path], list[dict]]:
+    """The shard files of a complete set, in order, with their root attributes; StoreError naming
+    what is missing or differs."""
+    count, done, partial = _shards.listing(out)
+    missing = [i for i in range(count) if i not in done]
+    if missing:
+        running = [i for i in missing if i in partial]
+        parts = [f"{len(missing)} of {count} shards are not complete (shard {_shards.ranges(missing)})"]
+        if running:
+            parts.append(f"shard {_shards.ranges(running)} interrupted or running: resume it with `resume=True`")
+        raise StoreError(f"{out}: " + "; ".join(parts))
+    paths = [done[i] for i in range(count)]
+    attrs = [read_attrs(p) for p in paths]
+    keys = [k for k in PROVENANCE if k not in ("stimuli_fingerprint", "n_stimuli")] + \
+        ["shard_count", "set_n_stimuli", "set_fingerprint"]
+    for k in keys:
+        values = {str(a.get(k)) for a in attrs}
+        if len(values) > 1:
+            raise StoreError(f"{out}: its shards were written with different {k}; extract every shard with the "
+                             "same options (or start the set again)")
+    starts = np.cumsum([0] + [int(a["n_stimuli"]) + len(json.loads(a.get("skipped", "[]"))) for a in attrs])
+    if any(int(a.get("shard_start", -1)) != s for a, s in zip(attrs, starts[:-1])) or \
+            starts[-1] != int(attrs[0].get("set_n_stimuli", -1)):
+        raise StoreError(f"{out}: its shards do not cover the stimuli in order; extract the set again")
+    return paths, attrs
+
+
+def open_set(out, chunks=None):
+    """One lazy DataTree of a complete shard set, in the stimulus order of a single run."""
+    import xarray as xr
+
+    paths, shard_attrs = check_set(out)
+    trees = [open_activations(p, chunks=chunks) for p in paths]
+    try:
+        parts = {}
+        for name in [""] + list(trees[0].children):
+            nodes = [t.to_dataset(inherit=False) if not name else t[name].to_dataset(inherit=False) for t in trees]
+            parts["/" + name] = xr.concat(nodes, dim="stimulus", data_vars="minimal", coords="minimal",
+                                          compat="override", join="override", combine_attrs="override")
+        tree = xr.DataTree.from_dict(parts)
+        attrs = _shards.set_attrs(shard_attrs)
+        attrs["batches_done"] = int(np.ceil(attrs["n_stimuli"] / int(attrs["batch_size"])))
+        tree.attrs = attrs
+        for name in trees[0].children:
+            tree[name].attrs = dict(trees[0][name].attrs)
+    except BaseException:
+        for t in trees:
+            t.close()
+        raise
+    tree.set_close(lambda: [t.close() for t in trees])
+    return tree
+
+
+def merge(out, *, delete_shards: bool = False, overwrite: bool = False) -> str:
+    """Write the single file ``out`` from its complete shard set (equal, value for value, to an
+    unsharded run); returns what was done. ``out`` already a single file: nothing to do."""
+    out = Path(out)
+    if out.exists() and not _shards.folder(out).is_dir():
+        return f"{out} is already a single activation {'store' if _zarr.is_zarr(out) else 'file'}; nothing to merge"
+    if not _shards.folder(out).is_dir():
+        raise StoreError(f"{out}: no such activation file and no shards ({_shards.folder(out).name}/) to merge")
+    if out.exists() and not overwrite:
+        raise StoreError(f"{out} exists; pass `overwrite=True` to replace it with the merged shards")
+    tmp = out.with_name(f".merging-{os.getpid()}.{out.name}")
+    atomic.remove(tmp)
+    tree = open_set(out)                          # checks the set; its attributes are the merged file's
+    count, done, _ = _shards.listing(out)
+    try:
+        merge_files([done[i] for i in range(count)], tmp, {**tree.attrs, "batches_done": 0, "complete": 0},
+                          tree.to_dataset(inherit=False))
+        tree.close()
+        atomic.replace(tmp, out)
+    except (OSError, RuntimeError) as e:            # a full disk, mostly: one line, nothing left behind
+        tree.close()
+        atomic.remove(tmp)
+        free = shutil.disk_usage(out.parent).free / 2**20
+        raise StoreError(f"{out}: writing the merged file failed ({str(e).splitlines()[0] if str(e) else e.__class__.__name__}; "
+                         f"{free:.0f} MiB free); free space and merge again (the shards are untouched)") from None
+    except BaseException:
+        tree.close()
+        atomic.remove(tmp)
+        raise
+    if delete_shards:
+        shutil.rmtree(_shards.folder(out))
+        return f"merged {count} shards into {out} (shards deleted)"
+    return f"merged {count} shards into {out} (shards kept in {_shards.folder(out).name}/)"
+
+
+def describe_set(out) -> str:
+    """What ``vrnn info OUT`` says of a shard set: which shards are done."""
+    count, done, partial = _shards.listing(out)
+    lines = [f"shard set {out}: {len(done)} of {count} shards complete"]
+    if len(done) < count:
+        waiting = [i for i in range(count) if i not in done and i not in partial]
+        for i in sorted(partial):
+            try:
+                d, total, written = progress_of(read_attrs(partial[i]))
+                lines.append(f"  shard {i}: interrupted or running, {d} of {total} batches")
+            except StoreError as e:
+                lines.append(f"  shard {i}: {e}")
+        if waiting:
+            lines.append(f"  not started: shard {_shards.ranges(waiting)}")
+    else:
+        total = sum(int(read_attrs(p)["n_stimuli"]) for p in done.values())
+        lines.append(f"  {total} stimuli; open it with vrnn.open_activations({str(out)!r}), "
+                     f"or write one file with `vrnn merge {out}`")
     return "\n".join(lines)

@@ -54,7 +54,8 @@ from .atomic import atomic_text, atomic_write
 from .datasets import make_batch, open_training_data
 from .errors import DataError, VRNNError
 from .models.blt import BLTConfig, BLTNet
-from .models.loading import build, load_state, read_safetensors, save_weights
+from .models.loading import build
+from .models.state import load_state, read_safetensors, save_weights
 from .models.registry import PRESETS, get_config, split_name
 
 RUN_FILES = ("config.json", "model.safetensors", "optimizer.pt", "log.jsonl")
@@ -100,18 +101,57 @@ def train(model_name=None, data=None, out="runs/run", epochs=None, batch_size=No
           progress=True, max_batches=None, split_seed=None, num_classes=None) -> dict:
     """Train ``model_name`` (a registry name, e.g. ``"lateral"``) on ``data`` into ``out``.
 
-    ``data`` is an HDF5 path, an image folder or ``fashion-mnist[:DIR]`` (see
-    :mod:`vision_rnn.datasets`). ``epochs`` is the total number of epochs
-    (default 10). Options left at None take their defaults (batch_size 64,
-    lr 1e-3, seed 0, augment False, split_seed 0, the preset's steps, equal
-    step weights); with ``resume=True`` they, the model and the data default to
-    the run's recorded values and an explicit value that differs is refused.
-    ``num_classes`` states the class count the model must have (checked
-    against the data); the tiny preset otherwise adapts to the data's classes.
-    ``step_weights`` are the per-step loss weights; ``max_batches`` caps the
-    batches per epoch (for tests); ``workers`` prepares that many batches
-    ahead in threads; ``device`` defaults to CUDA when available.
-    Returns a summary dict (epochs, val_accuracy per step, out, ...).
+    Options left at None take their defaults (batch_size 64, lr 1e-3, seed 0,
+    augment False, split_seed 0, the preset's steps, equal step weights); with
+    ``resume=True`` they, the model and the data default to the run's recorded
+    values and an explicit value that differs is refused.
+
+    Parameters
+    ----------
+    model_name : str, optional
+        A registry name, e.g. ``"lateral"``; required unless ``resume=True``.
+    data : str or os.PathLike, optional
+        An HDF5 path, an image folder or ``fashion-mnist[:DIR]`` (see
+        :mod:`vision_rnn.datasets`); required unless ``resume=True``.
+    out : str or os.PathLike, optional
+        The run's folder: config, training log and the weights of every epoch.
+    epochs : int, optional
+        The total number of epochs (default 10).
+    batch_size : int, optional
+        Images per training batch.
+    lr : float, optional
+        Adam's learning rate.
+    seed : int, optional
+        Seeds the initialisation and the order of the images.
+    timesteps : int, optional
+        Steps to unroll; default the preset's.
+    augment : bool, optional
+        Augment the training images (TrivialAugmentWide, seeded per seed, epoch and image).
+    device : str or torch.device, optional
+        Default: CUDA when available, else the CPU.
+    resume : bool, optional
+        Continue the interrupted run in ``out``.
+    workers : int, optional
+        Prepare that many batches ahead in threads.
+    step_weights : sequence of float, optional
+        The per-step loss weights, one per step.
+    progress : bool, optional
+        Show progress bars and a line per epoch.
+    max_batches : int, optional
+        Cap the batches per epoch (for tests).
+    split_seed : int, optional
+        Seeds the split into training and validation images, for data without
+        a validation split of its own (Fashion-MNIST, an image folder without ``val/``).
+    num_classes : int, optional
+        The class count the model must have (checked against the data); the tiny
+        preset otherwise adapts to the data's classes.
+
+    Returns
+    -------
+    dict
+        A summary: ``out``, ``model``, ``epochs``, ``classes``, ``mean``, ``std``,
+        ``val_accuracy`` (per step, last epoch), ``train_loss``, ``seconds``,
+        ``data``, ``world_size`` and ``device``.
     """
     out = Path(out)
     dist = Dist.from_env()
@@ -302,7 +342,7 @@ def _checkpoint(raw: BLTNet, opt, run: dict, epoch: int, log: list) -> None:
     atomic_write(out / "optimizer.pt", lambda tmp: torch.save({"epoch": epoch, "optimizer": opt.state_dict(),
                                                                   "rng": rng}, tmp))
     save_weights(raw, out / "model.safetensors", meta)
-    from . import __version__
+    from ._version import __version__
 
     record = {"model": config.full_name, "preset": config.preset, "variant": config.name,
               "classes": list(config.classes), "mean": list(config.mean), "std": list(config.std),

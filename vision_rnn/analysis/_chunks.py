@@ -69,6 +69,45 @@ def small_chunk_cache(size: int = 2**20):
         netCDF4.set_chunk_cache(*old)
 
 
+def active_client():
+    """The active ``dask.distributed`` client (``Client(...)`` made in this process), or None."""
+    try:
+        from distributed import default_client
+    except ImportError:
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def _block_pass(block, w, n_t: int):
+    """Scores, squared norms and squared step distances of one block (s, time, u), summed over its units
+    in slices of :data:`SLICE_BYTES` of float64."""
+    k = 0 if w is None else w.shape[0]
+    n_s = block.shape[0]
+    scores, norm2, step2 = np.zeros((n_s, n_t, k)), np.zeros((n_s, n_t)), np.zeros((n_s, max(n_t - 1, 0)))
+    step = max(1, SLICE_BYTES // max(1, n_s * n_t * 8))
+    for u in range(0, block.shape[2], step):
+        a = np.asarray(block[:, :, u:u + step], dtype=np.float64)
+        if k:
+            scores += a @ w[:, u:u + a.shape[2]].T
+        norm2 += np.einsum("stu,stu->st", a, a)
+        d = np.diff(a, axis=1)
+        step2 += np.einsum("stu,stu->st", d, d)
+    return scores, norm2, step2
+
+
+def _add_blocks(parts):
+    """The sums of a stimulus block's unit blocks, added in order (as the loop over blocks adds them)."""
+    scores, norm2, step2 = (np.array(x) for x in parts[0])
+    for s, n, d in parts[1:]:
+        scores += s
+        norm2 += n
+        step2 += d
+    return scores, norm2, step2
+
+
 def layer_pass(act, w=None, progress=False):
     """One pass over a layer: readout scores ``w_k . a`` (no bias), ``|a|`` and ``|a(t+1) - a(t)|``.
 
@@ -76,6 +115,9 @@ def layer_pass(act, w=None, progress=False):
     (stimulus, time) and (stimulus, time - 1). The layer is read one storage
     chunk at a time and converted to float64 in slices of units, so memory
     stays near one chunk whatever the layer's size; ``progress`` shows a bar.
+    With an active ``dask.distributed`` client (:func:`active_client`) the blocks
+    are read and reduced on its workers; the sums are added in the same order,
+    so the result is the same.
     """
     from tqdm.auto import tqdm
 
@@ -85,15 +127,25 @@ def layer_pass(act, w=None, progress=False):
     scores = np.zeros((n_s, n_t, k))
     norm2 = np.zeros((n_s, n_t))
     step2 = np.zeros((n_s, max(n_t - 1, 0)))
+    client = active_client() if act.chunks is not None else None
+    if client is not None:
+        import dask
+
+        s_edges, u_edges = block_edges(act)
+        spans, tasks = [], []
+        for lo, hi in zip(s_edges[:-1], s_edges[1:]):
+            parts = [dask.delayed(_block_pass)(act.data[lo:hi, :, ulo:uhi], None if w is None else w[:, ulo:uhi], n_t)
+                     for ulo, uhi in zip(u_edges[:-1], u_edges[1:])]
+            spans.append((lo, hi))
+            tasks.append(dask.delayed(_add_blocks)(parts))
+        for (lo, hi), (s, n, d) in zip(spans, dask.compute(*tasks)):
+            scores[lo:hi], norm2[lo:hi], step2[lo:hi] = s, n, d
+        return (scores if k else None), np.sqrt(norm2), np.sqrt(step2)
     bar = tqdm(total=n_blocks(act), desc=f"read {act.name or 'layer'}", unit="chunk", disable=not progress)
     with bar:
         for lo, hi, ulo, uhi, block in blocks(act, progress=bar.update):
-            step = max(1, SLICE_BYTES // max(1, block.shape[0] * n_t * 8))
-            for u in range(0, uhi - ulo, step):
-                a = block[:, :, u:u + step].astype(np.float64)
-                if k:
-                    scores[lo:hi] += a @ w[:, ulo + u:ulo + u + a.shape[2]].T
-                norm2[lo:hi] += np.einsum("stu,stu->st", a, a)
-                d = np.diff(a, axis=1)
-                step2[lo:hi] += np.einsum("stu,stu->st", d, d)
+            s, n, d = _block_pass(block, None if w is None else w[:, ulo:uhi], n_t)
+            scores[lo:hi] += s
+            norm2[lo:hi] += n
+            step2[lo:hi] += d
     return (scores if k else None), np.sqrt(norm2), np.sqrt(step2)

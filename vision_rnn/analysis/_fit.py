@@ -67,17 +67,45 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
     result is refitted on all sampled rows with the best ``C``.
 
     Memory stays bounded whatever the layer's size: at most ``max_bytes``
-    (64 MiB by default) of float32 rows are read, a seeded random subset of the
-    labelled (stimulus, time) rows drawn chunk by chunk from the file. Features
-    are divided by their root mean square before fitting (and the weights by
-    the same factor after), so ``Cs`` mean the same for every layer.
-    ``cv_accuracy`` is the mean over folds of the held-out accuracy of the chosen
-    ``C``; ``cv_accuracy_per_step`` pools each step's held-out rows over the folds.
+    of float32 rows are read, a seeded random subset of the labelled
+    (stimulus, time) rows drawn chunk by chunk from the file. Features are
+    divided by their root mean square before fitting (and the weights by the
+    same factor after), so ``Cs`` mean the same for every layer.
 
-    ``classes`` (names) sets the class axis, default ``0 .. max(label)``; a
-    class with no labelled row gets an all-zero readout vector. Attributes
-    record the chosen ``C``, the cross-validated accuracy and the rows used.
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit), e.g.
+        ``vrnn.layer(tree, "v4")``; it may be lazily opened.
+    labels : array-like or xarray.DataArray, optional
+        Class index per stimulus, -1 if unknown (left out); defaults to the
+        ``label`` coordinate of ``act``.
+    classes : sequence, optional
+        Class names; sets the class axis, default ``0 .. max(label)``. A class
+        with no labelled row gets an all-zero readout vector.
+    max_bytes : int, optional
+        The most float32 rows to read, in bytes (64 MiB by default).
+    cv : int, optional
+        Folds of the cross-validation, at least 2 (default 3).
+    Cs : sequence of float, optional
+        The inverse regularisations to choose from.
+    seed : int, optional
+        Seeds the row sample and the folds.
+    max_iter : int, optional
+        Iterations of lbfgs per fit.
 
+    Returns
+    -------
+    xarray.DataArray
+        ``readout_weight`` (class, feature), in float64, applying to the unscaled
+        activations. Attributes record the chosen ``C``, ``cv_accuracy`` (the mean
+        over folds of the held-out accuracy of the chosen ``C``),
+        ``cv_accuracy_per_step`` (each step's held-out rows pooled over the
+        folds), ``cv_folds``, the rows used (``n_rows``, ``n_rows_available``,
+        ``n_stimuli``), ``absent_classes``, ``seed`` and ``layer``.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn                                     # doctest: +SKIP
     >>> tree = vrnn.open_activations("acts.nc")                       # doctest: +SKIP
     >>> w = fit_readout(vrnn.layer(tree, "v4"))                       # doctest: +SKIP
@@ -102,12 +130,39 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
     if np.unique(groups).size < cv:
         raise AnalysisError(f"{func}: {np.unique(groups).size} labelled stimuli are too few for {cv}-fold "
                             "cross-validation")
+    scale = _rms(x, func)
+    x /= scale
+    scores, held, best, model = _cross_validate(x, y, groups, Cs, cv, seed, max_iter)
+    per_step = _per_step_accuracy(held[best], y, steps, act.sizes["time"])
+    w = _weights(model, n_classes, x.shape[1], scale)
+    names = list(classes) if classes is not None else list(range(n_classes))
+    return xr.DataArray(
+        w, dims=("class", "feature"), coords={"class": names}, name="readout_weight",
+        attrs={"fitted": 1, "method": "multinomial logistic regression, no intercept (scikit-learn lbfgs, L2)",
+               "C": float(Cs[best]), "cv_accuracy": float(scores[best]), "cv_folds": int(cv),
+               "cv_accuracy_per_step": [float(a) for a in per_step],
+               "n_rows": int(y.size), "n_rows_available": int(total), "n_stimuli": int(np.unique(groups).size),
+               "absent_classes": [int(k) for k in sorted(set(range(n_classes)) - set(model.classes_))],
+               "seed": int(seed), "layer": str(act.name) if act.name is not None else ""})
+
+
+def _rms(x, func) -> float:
+    """The root mean square of ``x``, summed in float64 without a float64 copy; refuses zero or not finite."""
     parts = np.array_split(x, 1 + x.size // 2**22)          # float64 sums without a float64 copy
     sq = sum(float(np.einsum("ij,ij->", part, part, dtype=np.float64)) for part in parts)
     scale = float(np.sqrt(sq / x.size))
     if scale == 0 or not np.isfinite(scale):
         raise AnalysisError(f"{func}: the sampled activations are all zero (or not finite); nothing to fit")
-    x /= scale
+    return scale
+
+
+def _cross_validate(x, y, groups, Cs, cv, seed, max_iter):
+    """Choose C by cross-validation over stimulus-grouped folds, then refit on all rows with it.
+
+    Returns (scores, held, best, model): the mean held-out accuracy of each C, each
+    row's held-out prediction per C (C, rows), the index of the best C and the
+    readout refitted with it.
+    """
     folds = _folds(y, groups, cv, seed)
     from sklearn.exceptions import ConvergenceWarning
 
@@ -134,22 +189,23 @@ def fit_readout(act, labels=None, *, classes=None, max_bytes: int = MAX_BYTES, c
         scores = list(np.mean(scores, axis=0))
         best = int(np.argmax(scores))
         model = _logreg(Cs[best], max_iter).fit(x, y)
-    n_t = act.sizes["time"]
-    hits = np.bincount(steps, weights=(held[best] == y), minlength=n_t)
+    return scores, held, best, model
+
+
+def _per_step_accuracy(held, y, steps, n_t):
+    """The held-out accuracy at each step, pooled over folds (NaN at a step without rows)."""
+    hits = np.bincount(steps, weights=(held == y), minlength=n_t)
     rows = np.bincount(steps, minlength=n_t)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_step = np.where(rows > 0, hits / rows, np.nan)
+        return np.where(rows > 0, hits / rows, np.nan)
+
+
+def _weights(model, n_classes, n_features, scale):
+    """The fitted readout as a (class, feature) matrix over all ``n_classes`` (zero rows for absent ones),
+    divided by the features' ``scale`` so that it applies to the unscaled activations."""
     coef = np.asarray(model.coef_, dtype=np.float64)
     if coef.shape[0] == 1:                      # two classes: sklearn keeps one row (w1 - w0)
         coef = np.vstack([-coef[0] / 2, coef[0] / 2])
-    w = np.zeros((n_classes, x.shape[1]))
+    w = np.zeros((n_classes, n_features))
     w[model.classes_] = coef / scale
-    names = list(classes) if classes is not None else list(range(n_classes))
-    return xr.DataArray(
-        w, dims=("class", "feature"), coords={"class": names}, name="readout_weight",
-        attrs={"fitted": 1, "method": "multinomial logistic regression, no intercept (scikit-learn lbfgs, L2)",
-               "C": float(Cs[best]), "cv_accuracy": float(scores[best]), "cv_folds": int(cv),
-               "cv_accuracy_per_step": [float(a) for a in per_step],
-               "n_rows": int(y.size), "n_rows_available": int(total), "n_stimuli": int(np.unique(groups).size),
-               "absent_classes": [int(k) for k in sorted(set(range(n_classes)) - set(model.classes_))],
-               "seed": int(seed), "layer": str(act.name) if act.name is not None else ""})
+    return w

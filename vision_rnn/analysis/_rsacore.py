@@ -14,6 +14,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 RDM_METHODS = ("correlation", "euclidean", "cosine")
+CONSTANT = 1e-20   # a pattern whose centred sum of squares is below this fraction of its raw one is constant
 
 
 def one_blas_thread():
@@ -39,10 +40,14 @@ def rdms(x: np.ndarray, method: str, dtype=np.float64) -> np.ndarray:
     x = np.array(x, dtype=dtype)                       # a private copy, changed in place below
     n_feat = x.shape[-1]
     if method == "correlation":
-        x -= x.mean(axis=-1, keepdims=True)
+        mean = x.mean(axis=-1, keepdims=True)
+        x -= mean
     if method in ("correlation", "cosine"):
+        sq = np.einsum("...ij,...ij->...i", x, x)
+        if method == "correlation":                    # a constant pattern: correlation undefined
+            sq[sq <= CONSTANT * n_feat * mean[..., 0] ** 2] = 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
-            x /= np.sqrt(np.einsum("...ij,...ij->...i", x, x))[..., None]
+            x /= np.sqrt(sq)[..., None]
         d = np.matmul(x, np.swapaxes(x, -1, -2))
         np.subtract(1.0, d, out=d)
     elif method == "euclidean":
@@ -61,6 +66,61 @@ def rdms(x: np.ndarray, method: str, dtype=np.float64) -> np.ndarray:
     i = np.arange(d.shape[-1])
     d[..., i, i] = 0.0
     return d
+
+
+def moments(block: np.ndarray) -> tuple:
+    """(features, mean, centred Gram) of a block of features (..., n, b), float64."""
+    x = np.asarray(block, dtype=np.float64)
+    mean = x.mean(axis=-1)
+    x -= mean[..., None]
+    return x.shape[-1], mean, np.matmul(x, np.swapaxes(x, -1, -2))
+
+
+def add_moments(a: tuple, b: tuple) -> tuple:
+    """The moments of two blocks of features together (Chan, Golub & LeVeque's pairwise update):
+    no catastrophic cancellation, however large the patterns' means."""
+    na, ma, ca = a
+    nb, mb, cb = b
+    n = na + nb
+    d = mb - ma
+    return n, ma + d * (nb / n), ca + cb + (na * nb / n) * (d[..., :, None] * d[..., None, :])
+
+
+def rdms_from_moments(n_feat: int, mean: np.ndarray, centred: np.ndarray, method: str) -> np.ndarray:
+    """The RDMs of :func:`rdms` from the moments of the patterns over all features (:func:`moments`,
+    :func:`add_moments`), so a layer can be read in blocks of units.
+
+    correlation: 1 - C_ij / sqrt(C_ii C_jj); cosine: the same of the raw Gram C + p m m^T;
+    euclidean: (C_ii + C_jj - 2 C_ij + p (m_i - m_j)^2) / p.
+    """
+    c = np.array(centred, dtype=np.float64)
+    m = np.asarray(mean, dtype=np.float64)
+    if method == "cosine":
+        c += n_feat * (m[..., :, None] * m[..., None, :])
+    sq = np.diagonal(c, axis1=-2, axis2=-1).copy()
+    if method == "correlation":
+        sq[sq <= CONSTANT * n_feat * m ** 2] = 0.0     # a constant pattern: correlation undefined
+    if method in ("correlation", "cosine"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = np.sqrt(sq)
+            c /= norm[..., :, None]
+            c /= norm[..., None, :]
+        np.subtract(1.0, c, out=c)
+    elif method == "euclidean":
+        d = m[..., :, None] - m[..., None, :]
+        c *= -2.0
+        c += sq[..., :, None]
+        c += sq[..., None, :]
+        c += n_feat * d * d
+        c /= n_feat
+        np.maximum(c, 0.0, out=c)
+    else:  # pragma: no cover - checked by the caller
+        raise ValueError(method)
+    c += np.swapaxes(c, -1, -2).copy()                 # exact symmetry despite rounding
+    c *= 0.5
+    i = np.arange(c.shape[-1])
+    c[..., i, i] = 0.0
+    return c
 
 
 def condensed(square: np.ndarray) -> np.ndarray:

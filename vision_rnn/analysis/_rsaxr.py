@@ -61,7 +61,7 @@ def condensed_pairs(a, b, id_map):
     Dissimilarities that are NaN in any RDM of either set are dropped; the boolean mask over
     the matched set's pairs is kept in ``attrs["pair_mask"]`` of the first result.
     """
-    from ..neural import match_stimuli
+    from ..stimulus_ids import match_stimuli
 
     check_rdms(a, "rdms_a" if b is not None else "RDMs")
     if b is None:

@@ -101,7 +101,7 @@ def labelled(labels: np.ndarray, func: str) -> np.ndarray:
     return mask
 
 
-def match_stimuli(da, stab, func: str):
+def align_to_stability(da, stab, func: str):
     """``da`` restricted (and ordered) to the stimuli of the stability Dataset ``stab``."""
     import xarray as xr
 

@@ -30,6 +30,19 @@ ACT = ("stimulus", "time", "unit")
 def l2_norm(act):
     """Euclidean norm of each representation over its units -> (stimulus, time), in float64.
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit); read one storage
+        chunk at a time.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``norm`` (stimulus, time), with the stimulus and time coordinates of ``act``.
+
+    Examples
+    --------
     >>> import xarray as xr
     >>> l2_norm(xr.DataArray([[[1.0, 2.0, 2.0]]], dims=("stimulus", "time", "unit"))).item()
     3.0
@@ -42,10 +55,22 @@ def l2_norm(act):
 def step_distance(act):
     """How far each representation moves per step: ||a(t+1) - a(t)||_2 -> (stimulus, time).
 
-    ``time`` runs over 0 .. T-2 and the value at ``t`` is the move from step t
-    to t+1 (the notebook's ``norm(a[t+1] - a[t])``, cell 17, "representations
-    keep moving").
+    The value at ``t`` is the move from step t to t+1 (the notebook's
+    ``norm(a[t+1] - a[t])``, cell 17, "representations keep moving").
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit), at least 2 steps.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``step_distance`` (stimulus, time), in float64, with ``time`` running
+        over 0 .. T-2.
+
+    Examples
+    --------
     >>> import xarray as xr
     >>> a = xr.DataArray([[[0.0], [1.0], [3.0]]], dims=("stimulus", "time", "unit"))
     >>> step_distance(a).values.tolist()
@@ -65,8 +90,21 @@ def settling_groups(stab):
     Counts of stable-correct stimuli per ``t_stable`` for t = 0 .. T-1 (cell 15);
     the kept groups are those before the first group with fewer than 1 % of the
     ``t_stable = 0`` count (cell 18: ``np.where(counts < counts[0] / 100)[0][0]``),
-    leaving out empty groups. Attribute ``cutoff`` is that first step (T if none).
+    leaving out empty groups.
 
+    Parameters
+    ----------
+    stab : xarray.Dataset
+        The Dataset returned by :func:`~vision_rnn.analysis.stability`.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``count`` (t_stable) over the kept groups: the stable-correct stimuli in
+        each. Attribute ``cutoff`` is the first step left out (T if none).
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> stab = xr.Dataset({"category": ("stimulus", ["stable-correct"] * 3),
     ...                    "t_stable": ("stimulus", [0, 0, 1])}, attrs={"timesteps": 3})
@@ -98,16 +136,31 @@ def drift_by_settling(act, stab):
     """Mean step distance of stable-correct stimuli per t_stable group -> (t_stable, time).
 
     Groups as :func:`settling_groups` (the notebook's 1 % rule); ``time`` is that
-    of :func:`step_distance` (the move from t to t+1). Coordinate ``count``
-    gives each group's size.
+    of :func:`step_distance` (the move from t to t+1).
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit).
+    stab : xarray.Dataset
+        The :func:`~vision_rnn.analysis.stability` of the network's predictions;
+        its stimuli select (and order) those of ``act``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``drift`` (t_stable, time); coordinate ``count`` gives each group's size
+        and attribute ``cutoff`` that of :func:`settling_groups`.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn                                      # doctest: +SKIP
     >>> tree = vrnn.open_activations("acts.nc")                        # doctest: +SKIP
     >>> stab = vrnn.analysis.stability(tree["logits"])                 # doctest: +SKIP
     >>> drift_by_settling(vrnn.layer(tree, "gap"), stab)               # doctest: +SKIP
     """
     act = v.check_dims(act, ACT, "the activation", "drift_by_settling")
-    act = v.match_stimuli(act, stab, "drift_by_settling")
+    act = v.align_to_stability(act, stab, "drift_by_settling")
     sc = _stable_correct(stab, "drift_by_settling")
     groups = settling_groups(stab)
     step = step_distance(act.isel(stimulus=np.flatnonzero(sc)))
@@ -131,9 +184,27 @@ def mean_by_status(values, stab):
 
     ``correct``: already in the final zone (``t_stable <= t``); ``not_yet``:
     not yet (``t_stable > t``), i.e. currently predicted wrongly (notebook
-    cells 21 and 24). NaN where a status has no stimulus; NaN values (e.g. the
-    cosine of an all-zero representation) are left out of the mean.
+    cells 21 and 24).
 
+    Parameters
+    ----------
+    values : xarray.DataArray
+        The measure, dims (stimulus, time), e.g. :func:`l2_norm` or
+        :func:`~vision_rnn.analysis.peripherality`.
+    stab : xarray.Dataset
+        The :func:`~vision_rnn.analysis.stability` of the network's predictions;
+        its stimuli select (and order) those of ``values``.
+
+    Returns
+    -------
+    xarray.DataArray
+        (status, time), named and with the attributes of ``values``; coordinate
+        ``count`` (status, time) gives the stimuli in each status. NaN where a
+        status has no stimulus; NaN values (e.g. the cosine of an all-zero
+        representation) are left out of the mean.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> stab = xr.Dataset({"category": ("stimulus", ["stable-correct"] * 2),
     ...                    "t_stable": ("stimulus", [0, 1])})
@@ -141,10 +212,8 @@ def mean_by_status(values, stab):
     >>> mean_by_status(vals, stab).values.tolist()
     [[1.0, 3.0], [3.0, nan]]
     """
-    import xarray as xr
-
     values = v.check_dims(values, ("stimulus", "time"), "the values", "mean_by_status")
-    values = v.match_stimuli(values, stab, "mean_by_status")
+    values = v.align_to_stability(values, stab, "mean_by_status")
     sc = _stable_correct(stab, "mean_by_status")
     vals = np.asarray(values.values, dtype=np.float64)[sc]
     ts = stab["t_stable"].values[sc]
@@ -179,11 +248,25 @@ def norm_by_status(act, stab):
     The notebook's "Are the norms between stable now vs stable later
     representations different?" (cells 20-22); see :func:`mean_by_status`.
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit).
+    stab : xarray.Dataset
+        The :func:`~vision_rnn.analysis.stability` of the network's predictions.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``norm`` (status, time), as :func:`mean_by_status` of :func:`l2_norm`.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn                                      # doctest: +SKIP
     >>> norm_by_status(vrnn.layer(tree, "gap"), stab).sel(status="not_yet")  # doctest: +SKIP
     """
     act = v.check_dims(act, ACT, "the activation", "norm_by_status")
-    act = v.match_stimuli(act, stab, "norm_by_status")
+    act = v.align_to_stability(act, stab, "norm_by_status")
     sc = _stable_correct(stab, "norm_by_status")
     norms = l2_norm(act.isel(stimulus=np.flatnonzero(sc)))
     times = norms["time"].values if "time" in norms.coords else np.arange(norms.sizes["time"])

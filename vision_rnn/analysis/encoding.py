@@ -39,10 +39,13 @@ correlations.
 
 from __future__ import annotations
 
+import os
+from multiprocessing.pool import ThreadPool
+
 import numpy as np
 import xarray as xr
 
-from ..errors import AnalysisError
+from ..errors import EncodingError
 from ._rsacore import one_blas_thread
 
 __all__ = ["encode", "median_score", "split_half_reliability", "ENCODING_ALPHAS", "MIN_RELIABILITY",
@@ -53,9 +56,6 @@ MIN_STIMULI = 10
 MIN_RELIABILITY = 0.3
 MIN_RELIABLE_SHARE = 0.25
 
-
-class EncodingError(AnalysisError):
-    """Bad input to an encoding model: dims, too few stimuli, unknown options."""
 
 
 # -- reliability -----------------------------------------------------------------------------
@@ -162,8 +162,14 @@ def _reducer(reduce: str, n_features: int, max_features: int, n_components: int 
     return GaussianRandomProjection(n_components=k, random_state=seed)
 
 
+NEUROID_CHUNK = 256          # targets fitted together by one RidgeCV
+
+
 def _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed):
-    """Held-out Pearson r of every target in every fold and the penalty each fold chose (fold, target)."""
+    """Held-out Pearson r of every target in every fold and the penalty each fold chose (fold, target).
+
+    ``x`` (stimulus, unit) float32; the reduction is fitted once per fold, the ridge models on
+    :data:`NEUROID_CHUNK` targets at a time."""
     from sklearn.linear_model import RidgeCV
 
     scores = np.empty((len(folds), y.shape[1]))
@@ -174,14 +180,23 @@ def _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed):
         if red is not None:
             x_train = red.fit_transform(x_train)
             x_test = red.transform(x_test)
-        model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(x_train, y[train])
-        scores[f] = _pearson(model.predict(x_test), y[test])
-        chosen[f] = np.broadcast_to(model.alpha_, (y.shape[1],))
+        for lo in range(0, y.shape[1], NEUROID_CHUNK):
+            cols = slice(lo, lo + NEUROID_CHUNK)
+            model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(x_train, y[train, cols])
+            scores[f, cols] = _pearson(model.predict(x_test), y[test, cols])
+            chosen[f, cols] = np.broadcast_to(model.alpha_, (scores[f, cols].shape[0],))
     return scores, chosen
 
 
+def _step_scores(step, y, folds, alphas, reduce, max_features, n_components, seed):
+    """(r, alpha) over targets for one model step: the step's rows read here, in float32."""
+    x = np.asarray(step.values, dtype=np.float32)
+    scores, chosen = _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed)
+    return scores.mean(axis=0), np.exp(np.log(chosen).mean(axis=0))
+
+
 def _matched(model: xr.DataArray, recording: xr.DataArray, id_map):
-    from ..neural import match_stimuli
+    from ..stimulus_ids import match_stimuli
 
     match = match_stimuli(model["stimulus"].values, recording["stimulus"].values, id_map)
     if match.n_matched < MIN_STIMULI:
@@ -209,7 +224,7 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
     n_splits : random repetition splits for :func:`split_half_reliability`.
     min_reliability : in (0, 1]; a neuroid whose split-half reliability at a bin is below
         it (or undefined) is flagged ``unreliable`` there and gets no noise-corrected score.
-    id_map : stimulus id map (see :func:`vision_rnn.neural.match_stimuli`).
+    id_map : stimulus id map (see :func:`vision_rnn.stimulus_ids.match_stimuli`).
 
     Returns an ``xarray.Dataset`` over ``(step, time, neuroid)``: ``r`` (held-out Pearson r,
     mean over folds), ``alpha`` (geometric mean over folds of the chosen penalty),
@@ -220,8 +235,41 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
     recording's bins with their edges, ``neuroid`` its coordinates.
     """
     from sklearn.model_selection import KFold
-    from tqdm.auto import tqdm
 
+    feat, alphas, min_reliability = _check(model, recording, reduce, alphas, min_reliability)
+    model, rec, match = _matched(model, recording, id_map)
+    if "time" not in rec.dims:
+        rec = rec.expand_dims(time=[np.nan])
+    mean, y3 = _mean_responses(rec)
+    n, n_time, n_neuroid = y3.shape
+    n_folds = int(folds)
+    if not 2 <= n_folds <= n // 3:
+        raise EncodingError(f"encode: folds={folds} must be between 2 and a third of the {n} stimuli "
+                            "(each held-out fold needs at least 3 stimuli for a correlation)")
+    split = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
+    layer = model.transpose("stimulus", "time", feat)
+    r, alpha = _all_steps(layer, dict(y=y3.reshape(n, -1), folds=split, alphas=alphas, reduce=reduce,
+                                      max_features=max_features, n_components=n_components, seed=seed), progress)
+    r, alpha = r.reshape(-1, n_time, n_neuroid), alpha.reshape(-1, n_time, n_neuroid)
+    coords = {"step": model["time"].values}
+    if "time_ms" in model.coords:
+        coords["step_time_ms"] = ("step", np.asarray(model["time_ms"].values, dtype=np.float64))
+    coords.update({k: c for k, c in mean.coords.items() if set(c.dims) <= {"time", "neuroid"} and c.dims})
+    coords["time"] = mean["time"].values
+    dims = ("step", "time", "neuroid")
+    ds = xr.Dataset({"r": (dims, r), "alpha": (dims, alpha)}, coords=coords)
+    n_features = layer.sizes[feat]
+    ds.attrs = {"layer": str(model.name or ""), "n_stimuli": int(n), "n_features": int(n_features),
+                "reduce": (f"{reduce} to {n_components or max_features}" if n_features > max_features else "none"),
+                "folds": n_folds, "alphas": alphas.tolist(), "seed": int(seed),
+                "stimulus_match": str(match), "score": "held-out Pearson r of ridge predictions, mean over folds"}
+    if "repetition" in rec.dims and rec.sizes["repetition"] >= 2:
+        _add_noise_correction(ds, rec, n_splits, min_reliability, seed)
+    return ds
+
+
+def _check(model, recording, reduce, alphas, min_reliability):
+    """(feature dim, alphas as an array, min_reliability) of valid inputs; EncodingError otherwise."""
     if reduce not in ("pca", "random"):
         raise EncodingError(f"encode: reduce={reduce!r} is not 'pca' or 'random'")
     min_reliability = check_min_reliability(min_reliability)
@@ -235,51 +283,44 @@ def encode(model: xr.DataArray, recording: xr.DataArray, *, alphas=ENCODING_ALPH
     alphas = np.asarray(alphas, dtype=np.float64).ravel()
     if alphas.size == 0 or (alphas <= 0).any():
         raise EncodingError("encode: alphas must be positive numbers")
-    model, rec, match = _matched(model, recording, id_map)
-    if "time" not in rec.dims:
-        rec = rec.expand_dims(time=[np.nan])
-    has_reps = "repetition" in rec.dims and rec.sizes["repetition"] >= 2
+    return feat, alphas, min_reliability
+
+
+def _mean_responses(rec):
+    """The repetition-averaged recording and its values (stimulus, time, neuroid), all finite."""
     mean = rec.mean("repetition", skipna=True) if "repetition" in rec.dims else rec
     y3 = np.asarray(mean.transpose("stimulus", "time", "neuroid").values, dtype=np.float64)
     if not np.isfinite(y3).all():
         raise EncodingError("encode: the recording has missing (NaN) responses after averaging repetitions; "
                             "drop those stimuli or neuroids first")
-    n, n_time, n_neuroid = y3.shape
-    n_folds = int(folds)
-    if not 2 <= n_folds <= n // 3:
-        raise EncodingError(f"encode: folds={folds} must be between 2 and a third of the {n} stimuli "
-                            "(each held-out fold needs at least 3 stimuli for a correlation)")
-    y = y3.reshape(n, -1)
-    split = list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.arange(n)))
-    x_all = np.asarray(model.transpose("stimulus", "time", feat).values, dtype=np.float64)
-    steps = model["time"].values
-    r = np.empty((len(steps), n_time, n_neuroid))
+    return mean, y3
+
+
+def _all_steps(layer, fit: dict, progress: bool):
+    """(r, alpha) (step, target) of every step; the steps run on a pool of threads, each reading its
+    own step's rows (float32), so memory holds a few steps, never the whole layer in float64."""
+    from tqdm.auto import tqdm
+
+    n_steps = layer.sizes["time"]
+    r = np.empty((n_steps, fit["y"].shape[1]))
     alpha = np.empty_like(r)
-    with one_blas_thread():         # many small products: threads cost more than they give
-        for k in tqdm(range(len(steps)), desc="encoding", unit="step", disable=not progress):
-            scores, chosen = _fold_scores(x_all[:, k], y, split, alphas, reduce, max_features, n_components, seed)
-            r[k] = scores.mean(axis=0).reshape(n_time, n_neuroid)
-            alpha[k] = np.exp(np.log(chosen).mean(axis=0)).reshape(n_time, n_neuroid)
-    coords = {"step": steps}
-    if "time_ms" in model.coords:
-        coords["step_time_ms"] = ("step", np.asarray(model["time_ms"].values, dtype=np.float64))
-    coords.update({k: c for k, c in mean.coords.items() if set(c.dims) <= {"time", "neuroid"} and c.dims})
-    coords["time"] = mean["time"].values
-    dims = ("step", "time", "neuroid")
-    ds = xr.Dataset({"r": (dims, r), "alpha": (dims, alpha)}, coords=coords)
-    reduced = x_all.shape[2] > max_features
-    ds.attrs = {"layer": str(model.name or ""), "n_stimuli": int(n), "n_features": int(x_all.shape[2]),
-                "reduce": (f"{reduce} to {n_components or max_features}" if reduced else "none"),
-                "folds": n_folds, "alphas": alphas.tolist(), "seed": int(seed),
-                "stimulus_match": str(match), "score": "held-out Pearson r of ridge predictions, mean over folds"}
-    if has_reps:
-        rel = split_half_reliability(rec, n_splits=n_splits, seed=seed)
-        bad = ~(rel.values >= min_reliability)
-        corrected = np.where(bad[None], np.nan, r / np.sqrt(np.where(bad, 1.0, rel.values))[None])
-        ds["reliability"] = (("time", "neuroid"), rel.values)
-        ds["unreliable"] = (("time", "neuroid"), bad)
-        ds["r_corrected"] = (dims, corrected)
-        ds.attrs.update(n_unreliable=int(bad.sum()), n_splits=int(n_splits), min_reliability=min_reliability,
-                        noise_correction="r / sqrt(Spearman-Brown split-half reliability); NaN where "
-                                         f"the reliability is below {min_reliability:g} or undefined")
-    return ds
+    with one_blas_thread(), ThreadPool(min(n_steps, os.cpu_count() or 1)) as pool, \
+            tqdm(total=n_steps, desc="encoding", unit="step", disable=not progress) as bar:
+        for k, (rk, ak) in enumerate(pool.imap(lambda k: _step_scores(layer.isel(time=k), **fit), range(n_steps))):
+            r[k], alpha[k] = rk, ak
+            bar.update()
+    return r, alpha
+
+
+def _add_noise_correction(ds, rec, n_splits, min_reliability, seed) -> None:
+    """``reliability``, ``unreliable`` and ``r_corrected`` from the repetitions of ``rec``."""
+    rel = split_half_reliability(rec, n_splits=n_splits, seed=seed)
+    bad = ~(rel.values >= min_reliability)
+    r = ds["r"].values
+    ds["reliability"] = (("time", "neuroid"), rel.values)
+    ds["unreliable"] = (("time", "neuroid"), bad)
+    ds["r_corrected"] = (("step", "time", "neuroid"),
+                         np.where(bad[None], np.nan, r / np.sqrt(np.where(bad, 1.0, rel.values))[None]))
+    ds.attrs.update(n_unreliable=int(bad.sum()), n_splits=int(n_splits), min_reliability=min_reliability,
+                    noise_correction="r / sqrt(Spearman-Brown split-half reliability); NaN where "
+                                     f"the reliability is below {min_reliability:g} or undefined")

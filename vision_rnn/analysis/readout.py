@@ -43,6 +43,24 @@ def predictions(logits):
 
     Ties go to the lowest class index (numpy's argmax).
 
+    Parameters
+    ----------
+    logits : xarray.DataArray
+        The network's output, dims (stimulus, time, class) in any order, e.g.
+        ``tree['logits']`` of an activation file; it may be lazily opened.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``prediction`` (stimulus, time), in memory: the index of the highest logit.
+
+    Raises
+    ------
+    AnalysisError
+        Where the logits hold NaN at some (stimulus, time): no prediction exists there.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> lg = xr.DataArray(np.eye(2)[[[0, 1]]], dims=("stimulus", "time", "class"))
     >>> predictions(lg).values.tolist()
@@ -65,10 +83,25 @@ def predictions(logits):
 def accuracy(logits, labels=None):
     """Fraction of labelled stimuli predicted correctly at each step -> (time).
 
-    ``labels`` (class index per stimulus, -1 if unknown) defaults to the
-    ``label`` coordinate; stimuli with label -1 are left out (notebook cell 9:
+    Stimuli with label -1 are left out (notebook cell 9:
     ``mean(argmax(outputs[t]) == labels)``).
 
+    Parameters
+    ----------
+    logits : xarray.DataArray
+        The network's output, dims (stimulus, time, class).
+    labels : array-like or xarray.DataArray, optional
+        Class index per stimulus, -1 if unknown; defaults to the ``label``
+        coordinate of ``logits``.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``accuracy`` (time), a fraction; ``attrs['n_stimuli']`` counts the labelled
+        stimuli it is over.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> lg = xr.DataArray(np.eye(2)[[[0, 1], [1, 1]]], dims=("stimulus", "time", "class"))
     >>> accuracy(lg, labels=[1, 1]).values.tolist()
@@ -99,9 +132,24 @@ def stability(logits, labels=None):
     unstable-correct when the label appears at any step. ``t_stable`` is -1 for
     unstable sequences.
 
-    Variables: ``category`` (one of :data:`CATEGORIES`), ``t_stable``, ``final``
-    (last prediction), ``label``. Stimuli with label -1 are left out.
+    Parameters
+    ----------
+    logits : xarray.DataArray
+        The network's output, dims (stimulus, time, class), at least 2 steps.
+    labels : array-like or xarray.DataArray, optional
+        Class index per stimulus, -1 if unknown; defaults to the ``label``
+        coordinate of ``logits``.
 
+    Returns
+    -------
+    xarray.Dataset
+        Over the labelled stimuli (label -1 left out), with variables
+        ``category`` (one of :data:`CATEGORIES`), ``t_stable``, ``final`` (last
+        prediction) and the coordinate ``label``; ``attrs['timesteps']`` is the
+        number of steps.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> seqs = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 2]]   # class per step
     >>> lg = xr.DataArray(np.eye(3)[seqs], dims=("stimulus", "time", "class"))
@@ -175,13 +223,31 @@ def cosines(scores, norm, w):
 def readout_zone(act, weight, bias=None):
     """The readout zone each representation lies in: argmax_k (w_k . a + b_k) -> (stimulus, time).
 
-    ``weight`` is (class, feature), a DataArray as stored in the file
-    (``tree['readout_weight']``) or a plain array; its features must be the
-    activation's units. Computed in float64. Without a bias the zones are cones
-    through the origin: scaling ``a`` by a positive factor never changes its zone.
-    On the readout layer with the stored readout this equals :func:`predictions`
-    of the stored logits.
+    Computed in float64. Without a bias the zones are cones through the origin:
+    scaling ``a`` by a positive factor never changes its zone. On the readout
+    layer with the stored readout this equals :func:`predictions` of the stored
+    logits.
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit), e.g.
+        ``vrnn.layer(tree, "gap")``; read one storage chunk at a time.
+    weight : xarray.DataArray or array-like
+        The readout, (class, feature): a DataArray as stored in the file
+        (``tree['readout_weight']``), one from :func:`fit_readout`, or a plain
+        array; its features must be the activation's units.
+    bias : array-like, optional
+        One value per class (``tree['readout_bias']``); default none (zero).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``zone`` (stimulus, time): the class index of the highest readout score,
+        with the stimulus and time coordinates of ``act``.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> act = xr.DataArray([[[2.0, 1.0], [0.5, 3.0]]], dims=("stimulus", "time", "unit"))
     >>> readout_zone(act, np.eye(2)).values.tolist()
@@ -204,8 +270,24 @@ def peripherality(act, weight, bias=None):
     exactly how central ``a`` is in its cone; with a bias the zone boundaries
     are shifted hyperplanes, and the cosine still measures the angle to the
     zone's readout direction but no longer the distance to the boundary.
-    NaN where the representation is all zeros.
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit).
+    weight : xarray.DataArray or array-like
+        The readout, (class, feature), as for :func:`readout_zone`.
+    bias : array-like, optional
+        One value per class, used only to choose the zone; default none (zero).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``peripherality`` (stimulus, time), a cosine; NaN where the
+        representation is all zeros.
+
+    Examples
+    --------
     >>> import numpy as np, xarray as xr
     >>> act = xr.DataArray([[[1.0, 1.0], [1.0, 0.0]]], dims=("stimulus", "time", "unit"))
     >>> peripherality(act, np.eye(2)).values.round(3).tolist()
@@ -262,16 +344,36 @@ def heading(act, weight, stab, bias=None):
     mean cosine with the eventual classes of the other such stimuli that share
     its current zone and have a different label, averaged over all such pairs.
     This follows the notebook (cells 26-28, "Are the stable-after repr. close to
-    their final class?"). Coords ``n_not_yet`` and ``n_pairs`` count what each
-    mean is over (NaN where there is nothing to average).
+    their final class?").
 
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit).
+    weight : xarray.DataArray or array-like
+        The readout, (class, feature), as for :func:`readout_zone`.
+    stab : xarray.Dataset
+        The :func:`stability` of the network's predictions; its stimuli select
+        (and order) those of ``act``.
+    bias : array-like, optional
+        One value per class, used only to choose the current zone; default none (zero).
+
+    Returns
+    -------
+    xarray.DataArray
+        ``heading`` (target, time) with targets ``eventual`` and ``others``;
+        coords ``n_not_yet`` and ``n_pairs`` count what each mean is over (NaN
+        where there is nothing to average).
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn                                   # doctest: +SKIP
     >>> tree = vrnn.open_activations("acts.nc")                     # doctest: +SKIP
     >>> stab = stability(tree["logits"])                            # doctest: +SKIP
     >>> heading(vrnn.layer(tree, "gap"), tree["readout_weight"], stab)  # doctest: +SKIP
     """
     act, w, b = _prepare(act, weight, bias, "heading")
-    act = v.match_stimuli(act, stab, "heading")
+    act = v.align_to_stability(act, stab, "heading")
     pick = np.flatnonzero((stab["category"].values == CATEGORIES[0]) & (stab["t_stable"].values > 0))
     times = act["time"].values if "time" in act.coords else np.arange(act.sizes["time"])
     labels = stab["label"].values[pick]
@@ -293,10 +395,23 @@ def readout_dendrogram(weight):
 
     Distance ``(1 - cos(w_i, w_j)) / 2`` between class readout vectors and
     Ward linkage (scipy), as in the notebook (cells 10-12, "Dendrogram of
-    readout vectors"). Variables: ``distance (class, class_)``, ``linkage
-    (merge, field)`` with fields left, right, height, size (scipy's linkage
-    matrix) and ``leaf_order (leaf)``, the class indices in dendrogram order.
+    readout vectors").
 
+    Parameters
+    ----------
+    weight : xarray.DataArray or array-like
+        The readout, (class, feature), at least two classes and no all-zero
+        row; the ``class`` coordinate of a DataArray names the classes.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``distance (class, class_)``, ``linkage (merge, field)`` with
+        fields left, right, height, size (scipy's linkage matrix) and
+        ``leaf_order (leaf)``, the class indices in dendrogram order.
+
+    Examples
+    --------
     >>> import numpy as np
     >>> d = readout_dendrogram(np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]]))
     >>> d["leaf_order"].values.tolist()

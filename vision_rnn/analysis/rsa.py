@@ -28,16 +28,13 @@ import xarray as xr
 from . import _rsacore as core
 from ._rsaxr import condensed_pairs, feature_dim, outer_result, rename_time
 from .rsa_convert import from_rsatoolbox, to_rsatoolbox
-from ..errors import AnalysisError
+from ..errors import RSAError
 
 __all__ = ["rdm", "compare", "noise_ceiling", "bootstrap", "to_rsatoolbox", "from_rsatoolbox"]
 
 RDM_METHODS = core.RDM_METHODS + ("crossnobis",)
 COMPARE_METHODS = core.COMPARE_METHODS
 
-
-class RSAError(AnalysisError):
-    """Bad input to an RSA function: missing dims, unknown method, too few stimuli."""
 
 
 def _check_method(method, allowed, what):
@@ -54,7 +51,10 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     ----------
     da : activations (``vrnn.layer(tree, "it")``) or a recording (stimulus, time, neuroid);
         every dim other than stimulus, the feature dim and ``repetition`` is carried through
-        (``time``, ``layer``, ...). Dask-backed input is computed one chunk of ``over`` at a time.
+        (``time``, ``layer``, ...). Dask-backed input (a layer of an activation file, possibly
+        larger than memory) is computed one chunk of ``over`` at a time, accumulating the Gram
+        matrix over blocks of units (:func:`gram_rdms`), so memory grows with the stimuli
+        squared, not with the units.
     method : ``"correlation"`` (1 - Pearson r), ``"euclidean"`` (squared distance / number of
         features, as rsatoolbox), ``"cosine"`` (1 - cosine similarity, as scipy ``pdist``), or
         ``"crossnobis"`` (needs a ``repetition`` dim: rsatoolbox's cross-validated Mahalanobis
@@ -84,9 +84,11 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     da = da.transpose(*lead, "stimulus", feat)
     if da.chunks is not None and over in lead:
         bounds = np.cumsum((0,) + da.chunksizes[over])
-        parts = [core.rdms(da.isel({over: slice(a, b)}).values, method, dtype)
+        parts = [gram_rdms(da.isel({over: slice(a, b)}).data, method, dtype)
                  for a, b in zip(bounds[:-1], bounds[1:])]
         values = np.concatenate(parts, axis=lead.index(over))
+    elif da.chunks is not None:
+        values = gram_rdms(da.data, method, dtype)
     else:
         values = core.rdms(da.values, method, dtype)
     coords = {k: v for k, v in da.coords.items() if feat not in v.dims}
@@ -95,6 +97,35 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     out = out.assign_coords(stimulus_=("stimulus_", da["stimulus"].values))
     out.attrs = {"method": method, "feature_dim": feat, "n_features": int(da.sizes[feat])}
     return out
+
+
+GRAM_BLOCK_BYTES = 16 * 2**20      # float64 bytes of one block of units in the Gram accumulation
+
+
+def gram_rdms(x, method: str, dtype="float64") -> np.ndarray:
+    """RDMs (..., n, n) of a dask array ``x`` (..., n stimuli, p features), larger than memory if need be.
+
+    The patterns' Gram matrix is accumulated in float64 over blocks of features (about
+    :data:`GRAM_BLOCK_BYTES` each): each block gives its features' count, the patterns'
+    means and their centred Gram matrix, and blocks are added pairwise with the stable
+    update of :func:`~vision_rnn.analysis._rsacore.add_moments`; correlation, cosine and
+    euclidean follow (:func:`~vision_rnn.analysis._rsacore.rdms_from_moments`). The blocks
+    are dask tasks: with an active ``dask.distributed`` client they run on its workers, else
+    on local threads, each storage chunk read once. Memory: a few blocks and (..., n, n)
+    matrices, whatever the number of features.
+    """
+    import dask
+
+    *lead, n, p = x.shape
+    per_unit = 8 * n * int(np.prod(lead, dtype=np.int64))
+    block = int(max(1, min(p, GRAM_BLOCK_BYTES // max(per_unit, 1))))
+    x = x.rechunk({**{i: -1 for i in range(x.ndim - 1)}, x.ndim - 1: block})
+    parts = [dask.delayed(core.moments)(b) for b in x.to_delayed().ravel()]
+    while len(parts) > 1:                                        # a balanced tree of pairwise sums
+        parts = [dask.delayed(core.add_moments)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
+            (parts[-1:] if len(parts) % 2 else [])
+    n_feat, mean, centred = dask.compute(parts[0])[0]
+    return core.rdms_from_moments(n_feat, mean, centred, method).astype(dtype, copy=False)
 
 
 # -- comparisons -----------------------------------------------------------------------------
@@ -106,7 +137,7 @@ def compare(rdms_a: xr.DataArray, rdms_b: xr.DataArray, method: str = "spearman"
     steps against recording milliseconds is fine: RDMs are compared, not aligned); other
     leading dims are carried through (shared ones, e.g. ``subject`` in both, are paired).
     Stimuli are matched by id, else file stem, else ``id_map`` (see
-    :func:`vision_rnn.neural.match_stimuli`); the count is in ``attrs["stimulus_match"]``.
+    :func:`vision_rnn.stimulus_ids.match_stimuli`); the count is in ``attrs["stimulus_match"]``.
     Dissimilarities that are NaN in any RDM are left out of every comparison.
     """
     _check_method(method, COMPARE_METHODS, "compare")

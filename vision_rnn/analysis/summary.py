@@ -33,26 +33,77 @@ def _root(tree):
 def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     """Per-stimulus measures of one layer against a readout -> in-memory Dataset.
 
-    ``tree`` is an activation file (path or the DataTree of
-    :func:`vision_rnn.open_activations`). ``layer`` defaults to the readout
-    layer (``attrs['readout_layer']``), read with the stored readout; any other
-    layer gets a readout fitted by :func:`~vision_rnn.analysis.fit_readout`
-    (``fit_options`` go to it). Only that layer and the logits are read, chunk
-    by chunk. Stimuli with label -1 are left out.
+    ``layer`` defaults to the readout layer (``attrs['readout_layer']``), read
+    with the stored readout; any other layer gets a readout fitted by
+    :func:`~vision_rnn.analysis.fit_readout`. Only that layer and the logits are
+    read, chunk by chunk. Stimuli with label -1 are left out.
 
-    Variables: ``prediction``, ``zone``, ``norm``, ``step`` (stimulus, time;
-    ``step`` at t is the move to t+1, NaN at the last step), ``scores``
-    (stimulus, time, class: ``w_k . a`` without bias), ``category``,
-    ``t_stable``, ``readout_weight``, ``readout_bias``; with a fitted readout
-    also ``cv_accuracy`` (time), its cross-validated accuracy at each step.
-    ``prediction``, ``category`` and ``t_stable`` always come from the
-    network's own readout (the logits); ``zone`` from the layer's readout.
+    Parameters
+    ----------
+    tree : str, os.PathLike or xarray.DataTree
+        An activation file: its path, or the DataTree of
+        :func:`vision_rnn.open_activations`.
+    layer : str, optional
+        The layer to measure; default the readout layer.
+    progress : bool, optional
+        Show a progress bar while the layer is read.
+    **fit_options
+        Passed to :func:`~vision_rnn.analysis.fit_readout` for a layer other
+        than the readout layer.
 
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``prediction``, ``zone``, ``norm``, ``step`` (stimulus, time;
+        ``step`` at t is the move to t+1, NaN at the last step), ``scores``
+        (stimulus, time, class: ``w_k . a`` without bias), ``category``,
+        ``t_stable``, ``readout_weight``, ``readout_bias``; with a fitted readout
+        also ``cv_accuracy`` (time), its cross-validated accuracy at each step.
+        ``prediction``, ``category`` and ``t_stable`` always come from the
+        network's own readout (the logits); ``zone`` from the layer's readout.
+        Attributes name the model, weights, layer and readout, and count the
+        stimuli, steps and classes.
+
+    Examples
+    --------
     >>> m = readout_measures("acts.nc", "v4")                          # doctest: +SKIP
     """
-    import xarray as xr
-
     from ..store import layer as get_layer
+
+    tree, root, source = _open_checked(tree)
+    attrs = dict(tree.attrs)
+    readout_layer = str(attrs.get("readout_layer", "gap"))
+    layer = layer or readout_layer
+    logits = root["logits"]
+    stab = stability(logits)
+    pred = v.align_to_stability(predictions(logits), stab, "readout_measures")
+    act = get_layer(tree, layer)
+    act = v.align_to_stability(act, stab, "readout_measures")
+    classes = list(root["class"].values) if "class" in root.coords else None
+    weight, bias, how, classes = _layer_readout(root, act, stab, classes, layer == readout_layer, source,
+                                                fit_options)
+    w = v.readout_matrix(weight, act.sizes["unit"], "readout_measures")
+    b = v.readout_bias(bias, w.shape[0], "readout_measures")
+    if int(stab["label"].max()) >= w.shape[0]:
+        raise AnalysisError(f"{source}label {int(stab['label'].max())} but the readout has {w.shape[0]} classes")
+    scores, norm, step = layer_pass(act, w, progress=progress)
+    ds = _measures_dataset(act, stab, pred, scores, norm, step, w, b, classes)
+    fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "cv_folds", "n_rows")} \
+        if how != "stored" else {}
+    if how != "stored":
+        ds["cv_accuracy"] = ("time", np.asarray(weight.attrs["cv_accuracy_per_step"], dtype=np.float64))
+    ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
+                "layer": layer, "readout_layer": readout_layer, "readout": how,
+                "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
+                "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(w.shape[0]), **fit_attrs}
+    return ds
+
+
+def _open_checked(tree):
+    """Open an activation file (a path) and refuse one without logits or labels -> (tree, root, source).
+
+    ``source`` prefixes messages: the path and ": " for a path, empty for a DataTree.
+    """
     from ..store import open_activations
 
     source = ""
@@ -61,7 +112,6 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
         with small_chunk_cache():
             tree = open_activations(tree)
     root = _root(tree)
-    attrs = dict(tree.attrs)
     if "logits" not in root:
         raise AnalysisError(f"{source}the file has no logits (stimulus, time, class); "
                             "analyse a file written by vrnn extract")
@@ -69,52 +119,43 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
         raise AnalysisError(f"{source}the file has no labels (every stimulus has label -1): the analyses "
                             "need each stimulus's true class; extract stimuli whose folder names are the "
                             "model's classes")
-    readout_layer = str(attrs.get("readout_layer", "gap"))
-    layer = layer or readout_layer
-    logits = root["logits"]
-    stab = stability(logits)
-    pred = v.match_stimuli(predictions(logits), stab, "readout_measures")
-    act = get_layer(tree, layer)
-    act = v.match_stimuli(act, stab, "readout_measures")
-    classes = list(root["class"].values) if "class" in root.coords else None
-    if layer == readout_layer:
+    return tree, root, source
+
+
+def _layer_readout(root, act, stab, classes, stored, source, fit_options):
+    """The readout of the layer -> (weight, bias, how, classes).
+
+    ``stored``: the file's own readout (of the readout layer); otherwise one fitted by
+    :func:`fit_readout` on ``act`` (``classes`` then defaults to ``0 .. max(label)``).
+    """
+    if stored:
         if "readout_weight" not in root:
             raise AnalysisError(f"{source}the file has no readout (readout_weight); analyse a file "
                                 "written by vrnn extract")
         weight = root["readout_weight"].load()
         bias = root["readout_bias"].values if "readout_bias" in root else None
-        how = "stored"
-    else:
-        if classes is None:
-            classes = list(range(int(root["label"].max()) + 1))
-        weight = fit_readout(act, stab["label"], classes=classes, **fit_options)
-        bias = None
-        how = f"fitted (cross-validated accuracy {weight.attrs['cv_accuracy']:.3f})"
-    w = v.readout_matrix(weight, act.sizes["unit"], "readout_measures")
-    b = v.readout_bias(bias, w.shape[0], "readout_measures")
-    if int(stab["label"].max()) >= w.shape[0]:
-        raise AnalysisError(f"{source}label {int(stab['label'].max())} but the readout has {w.shape[0]} classes")
-    scores, norm, step = layer_pass(act, w, progress=progress)
+        return weight, bias, "stored", classes
+    if classes is None:
+        classes = list(range(int(root["label"].max()) + 1))
+    weight = fit_readout(act, stab["label"], classes=classes, **fit_options)
+    return weight, None, f"fitted (cross-validated accuracy {weight.attrs['cv_accuracy']:.3f})", classes
+
+
+def _measures_dataset(act, stab, pred, scores, norm, step, w, b, classes):
+    """The per-(stimulus, time) measures as a Dataset, without attributes (see :func:`readout_measures`)."""
+    import xarray as xr
+
     k = w.shape[0]
     step = np.concatenate([step, np.full((step.shape[0], 1), np.nan)], axis=1)
     dims = ("stimulus", "time")
     class_names = classes if classes is not None and len(classes) == k else list(range(k))
-    ds = xr.Dataset(
+    return xr.Dataset(
         {"prediction": (dims, pred.values), "zone": (dims, zone_from_scores(scores, b)),
          "norm": (dims, norm), "step": (dims, step), "scores": (dims + ("class",), scores),
          "category": stab["category"], "t_stable": stab["t_stable"],
          "readout_weight": (("class", "feature"), w), "readout_bias": ("class", b)},
         coords=dict(stab.coords, time=act["time"].values if "time" in act.coords else np.arange(act.sizes["time"]),
                     **{"class": class_names}))
-    fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "cv_folds", "n_rows")} \
-        if how != "stored" else {}
-    if how != "stored":
-        ds["cv_accuracy"] = ("time", np.asarray(weight.attrs["cv_accuracy_per_step"], dtype=np.float64))
-    ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
-                "layer": layer, "readout_layer": readout_layer, "readout": how,
-                "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
-                "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(k), **fit_attrs}
-    return ds
 
 
 def _step_mean(da, cutoff):
@@ -129,18 +170,31 @@ def _step_mean(da, cutoff):
 def summarize(m):
     """The CCN23 table of one network from :func:`readout_measures` -> Dataset.
 
-    Variables: ``accuracy (time)``, ``category_share (category)`` (with
-    ``count``), ``t_stable_count (t_stable)`` of stable-correct stimuli,
-    ``drift (t_stable, time)`` (groups of the 1 % rule, NaN elsewhere),
-    ``norm`` and ``peripherality (status, time)`` with their step means
-    ``norm_mean`` and ``peripherality_mean (status)`` and the stimuli in each
-    status at each step ``status_count (status, time)``, ``heading (target)``
-    and ``heading_over_time (target, time)``. ``accuracy`` and the stability
-    categories are those of the network's own readout (the paper's
-    definition); for a layer with a fitted readout, ``layer_accuracy (time)``
-    is that readout's accuracy on these stimuli (the zones of the figures) and
-    ``layer_cv_accuracy (time)`` its cross-validated accuracy.
+    ``accuracy`` and the stability categories are those of the network's own
+    readout (the paper's definition).
 
+    Parameters
+    ----------
+    m : xarray.Dataset
+        The result of :func:`readout_measures`.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables ``accuracy (time)``, ``category_share (category)`` (with
+        ``count``), ``t_stable_count (t_stable)`` of stable-correct stimuli,
+        ``drift (t_stable, time)`` (groups of the 1 % rule, NaN elsewhere),
+        ``norm`` and ``peripherality (status, time)`` with their step means
+        ``norm_mean`` and ``peripherality_mean (status)`` and the stimuli in each
+        status at each step ``status_count (status, time)``, ``heading (target)``
+        and ``heading_over_time (target, time)``; for a layer with a fitted
+        readout also ``layer_accuracy (time)``, that readout's accuracy on these
+        stimuli (the zones of the figures), and ``layer_cv_accuracy (time)``, its
+        cross-validated accuracy. Every variable has a ``units`` attribute; the
+        Dataset's attributes are those of ``m`` with ``settling_cutoff``.
+
+    Examples
+    --------
     >>> s = summarize(readout_measures("acts.nc"))                     # doctest: +SKIP
     """
     import xarray as xr
@@ -210,6 +264,26 @@ def summary(tree, layer=None, *, progress=False, **fit_options):
     stored readout; any other layer with a fitted readout. ``summary.json`` of
     ``vrnn analyze`` is this Dataset's ``to_dict()``.
 
+    Parameters
+    ----------
+    tree : str, os.PathLike or xarray.DataTree
+        An activation file: its path, or the DataTree of
+        :func:`vision_rnn.open_activations`.
+    layer : str, optional
+        The layer to analyse; default the readout layer.
+    progress : bool, optional
+        Show a progress bar while the layer is read.
+    **fit_options
+        Passed to :func:`~vision_rnn.analysis.fit_readout` for a layer other
+        than the readout layer.
+
+    Returns
+    -------
+    xarray.Dataset
+        The table of :func:`summarize`.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn                                          # doctest: +SKIP
     >>> s = vrnn.analysis.summary("acts.nc")                               # doctest: +SKIP
     >>> s["accuracy"].values                                               # doctest: +SKIP

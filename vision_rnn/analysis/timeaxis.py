@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from ..errors import AnalysisError
+from ..errors import TimeAxisError
 
 __all__ = ["TimeMapping", "assign_time", "align", "fit_time_mapping", "TimeFit", "DEFAULT_ONSET_MS",
            "DEFAULT_STEP_MS"]
@@ -43,14 +43,22 @@ DEFAULT_ONSET_MS = {"retina": 30.0, "v1": 45.0, "v2": 57.0, "v4": 70.0, "it": 90
 DEFAULT_STEP_MS = 10.0
 
 
-class TimeAxisError(AnalysisError):
-    """Model steps and milliseconds mixed up, or a mapping that cannot be used."""
-
 
 @dataclass
 class TimeMapping:
     """Onset per layer (ms after stimulus onset) and one step duration (ms).
 
+    Step k of a layer is active during ``[onset + k * step_ms, onset + (k + 1) * step_ms)``.
+
+    Parameters
+    ----------
+    onset_ms : dict, optional
+        {layer: onset in ms}, finite numbers; default :data:`DEFAULT_ONSET_MS`.
+    step_ms : float, optional
+        The duration of one step in ms, positive; default :data:`DEFAULT_STEP_MS`.
+
+    Examples
+    --------
     >>> m = TimeMapping(onset_ms={"v1": 45, "it": 90}, step_ms=10)
     >>> m.time_ms("it", [0, 1, 2]).tolist()
     [90.0, 100.0, 110.0]
@@ -71,17 +79,49 @@ class TimeMapping:
             raise TimeAxisError(f"onset_ms of {', '.join(bad)} is not a finite number")
 
     def time_ms(self, layer: str, steps) -> np.ndarray:
-        """Milliseconds at which each step of ``layer`` becomes active."""
+        """Milliseconds at which each step of ``layer`` becomes active.
+
+        Parameters
+        ----------
+        layer : str
+            A layer with an onset in this mapping.
+        steps : array-like of int
+            Model steps (0 is the first).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``onset_ms[layer] + step_ms * steps``, float64, the shape of ``steps``.
+        """
         if layer not in self.onset_ms:
             raise TimeAxisError(f"this TimeMapping has no onset for layer {layer!r} "
                                 f"(it has {', '.join(self.onset_ms)}); add onset_ms[{layer!r}]")
         return self.onset_ms[layer] + self.step_ms * np.asarray(steps, dtype=np.float64)
 
     def to_json(self) -> str:
+        """The mapping as a JSON string.
+
+        Returns
+        -------
+        str
+            ``{"onset_ms": {...}, "step_ms": ...}`` with sorted keys.
+        """
         return json.dumps({"onset_ms": self.onset_ms, "step_ms": self.step_ms}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TimeMapping":
+        """A mapping from the JSON string of :meth:`to_json`.
+
+        Parameters
+        ----------
+        text : str
+            ``{"onset_ms": {...}, "step_ms": ...}``.
+
+        Returns
+        -------
+        TimeMapping
+            The mapping it describes.
+        """
         try:
             d = json.loads(text)
             return cls(onset_ms=d["onset_ms"], step_ms=d["step_ms"])
@@ -90,12 +130,36 @@ class TimeMapping:
                 from None
 
     def save(self, path) -> Path:
+        """Write the mapping as JSON (:meth:`to_json`) to ``path``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (replaced if it exists).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
         path = Path(path)
         path.write_text(self.to_json() + "\n")
         return path
 
     @classmethod
     def load(cls, path) -> "TimeMapping":
+        """Read a mapping written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A JSON file of :meth:`save`.
+
+        Returns
+        -------
+        TimeMapping
+            The mapping it holds.
+        """
         path = Path(path)
         if not path.exists():
             raise TimeAxisError(f"time mapping file {path} does not exist")
@@ -106,7 +170,22 @@ class TimeMapping:
 
 
 def assign_time(tree, mapping: TimeMapping):
-    """A copy of ``tree`` whose mapped layer groups carry ``time_ms (time)``; ``vrnn.layer`` keeps it."""
+    """A copy of ``tree`` whose mapped layer groups carry ``time_ms (time)``; ``vrnn.layer`` keeps it.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Activations, e.g. from :func:`vision_rnn.open_activations`.
+    mapping : TimeMapping
+        Onsets and step duration; it must give an onset to at least one layer of ``tree``.
+
+    Returns
+    -------
+    xarray.DataTree
+        A copy of ``tree`` in which each layer with an onset in ``mapping`` has the
+        coordinate ``time_ms (time)`` (units ms) and the attribute ``time_mapping``
+        (the mapping's JSON); other layers are unchanged.
+    """
     if not isinstance(mapping, TimeMapping):
         raise TimeAxisError(f"assign_time needs a TimeMapping, not {type(mapping).__name__}")
     layers = [c for c in tree.children if c in mapping.onset_ms]
@@ -126,13 +205,19 @@ def assign_time(tree, mapping: TimeMapping):
 
 
 # -- alignment -------------------------------------------------------------------------------
-def bin_edges(recording) -> tuple[np.ndarray, np.ndarray]:
-    """(start, end) of each recording bin in ms: ``time_bin_start``/``end``, else from the centres."""
+def bin_edges(recording, one_bin: str = "refuse") -> tuple[np.ndarray, np.ndarray]:
+    """(start, end) of each recording bin in ms: ``time_bin_start``/``end``, else from the centres.
+
+    Centres ``t`` give edges ``t -/+ half`` the median spacing. A single bin without edges
+    has no spacing: ``one_bin="refuse"`` raises TimeAxisError, ``"point"`` returns (t, t).
+    """
     t = np.asarray(recording["time"].values, dtype=np.float64)
     if "time_bin_start" in recording.coords and "time_bin_end" in recording.coords:
         return (np.asarray(recording["time_bin_start"].values, dtype=np.float64),
                 np.asarray(recording["time_bin_end"].values, dtype=np.float64))
     if len(t) < 2:
+        if one_bin == "point":
+            return t.copy(), t.copy()
         raise TimeAxisError("a recording with one time bin needs time_bin_start and time_bin_end coordinates")
     half = np.median(np.diff(t)) / 2
     return t - half, t + half
@@ -159,11 +244,35 @@ def align(model_da, recording, how: str = "nearest", id_map=None):
     interval [time_ms, time_ms + step) holds it). ``how="overlap"``: each bin takes the mean
     of the steps active during it, weighted by their overlap with the bin, and only bins the
     model covers completely are kept. Bins outside the model's steps are dropped (the last step
-    lasts one step duration). Stimuli are matched (``vision_rnn.neural.match_stimuli``) and
-    both outputs hold the matched ones in the model's order. The model's ``time`` is refused
-    unless it carries ``time_ms`` (see :func:`assign_time`).
+    lasts one step duration). Stimuli are matched (``vision_rnn.stimulus_ids.match_stimuli``) and
+    both outputs hold the matched ones in the model's order.
+
+    Parameters
+    ----------
+    model_da : xarray.DataArray
+        Model data with a ``time`` dim; refused unless it carries the ``time_ms``
+        coordinate (see :func:`assign_time`).
+    recording : xarray.DataArray
+        A recording with ``time`` (ms) and ``stimulus`` dims; its bins are
+        ``time_bin_start``/``time_bin_end``, else half the median spacing around
+        each centre.
+    how : {"nearest", "overlap"}, optional
+        How model steps become recording bins.
+    id_map : dict or str or os.PathLike, optional
+        Extra stimulus id pairs for ``match_stimuli`` (a dict, or a CSV file of
+        two columns).
+
+    Returns
+    -------
+    model : xarray.DataArray
+        The model data on the kept bins (``time`` in ms, with ``time_bin_start``,
+        ``time_bin_end`` and the model ``step`` as coordinates) and the matched
+        stimuli.
+    recording : xarray.DataArray
+        The recording on the same bins and stimuli, with the model's stimulus ids.
+        Both carry the attributes ``alignment`` and ``stimulus_match``.
     """
-    from ..neural import match_stimuli
+    from ..stimulus_ids import match_stimuli
 
     if how not in ("nearest", "overlap"):
         raise TimeAxisError(f"align: how={how!r} is not 'nearest' or 'overlap'")
@@ -208,7 +317,26 @@ def align(model_da, recording, how: str = "nearest", id_map=None):
 # -- fitting ---------------------------------------------------------------------------------
 @dataclass
 class TimeFit:
-    """Result of :func:`fit_time_mapping`: the mapping, its confidence intervals and checks."""
+    """Result of :func:`fit_time_mapping`: the mapping, its confidence intervals and checks.
+
+    Attributes
+    ----------
+    mapping : TimeMapping
+        The fitted onsets and step.
+    ci : dict
+        ``{"step_ms": (lo, hi), "onset_ms": {layer: (lo, hi)}}``, the time
+        resolution of the recording included.
+    ci_bootstrap : dict
+        The bootstrap percentile intervals alone, laid out as ``ci``.
+    score : float
+        Summed (match + timing) score of the mapping on all stimuli.
+    cv : xarray.Dataset
+        Per fold: fitted ``step_ms``, ``onset_ms (layer)`` and held-out ``score``.
+    bootstrap : xarray.Dataset
+        Per sample: ``step_ms``, ``onset_ms (layer)``.
+    settings : dict
+        The arguments of the fit.
+    """
 
     mapping: TimeMapping
     ci: dict                 # {"step_ms": (lo, hi), "onset_ms": {layer: (lo, hi)}}, resolution included
@@ -233,7 +361,7 @@ class TimeFit:
 
 
 def _layer_data(tree, recording, regions, method_rdm: str):
-    from ..neural import match_stimuli
+    from ..stimulus_ids import match_stimuli
     from ..store import layer
     from . import _rsacore as core
     from ._timefit import LayerData
@@ -291,18 +419,17 @@ def fit_time_mapping(tree, recording, regions: dict | None = None, method: str =
                      n_boot: int = 200, ci: float = 0.95, seed: int = 0) -> TimeFit:
     """Fit each layer's onset and the shared step duration to a recording by RSA.
 
-    Every layer of ``regions`` ({layer: region}, default ``{"v1": "V1", "it": "IT"}``) is
-    compared with the neuroids of its ``region``. A mapping is scored per layer by two
-    correlations (details in :mod:`vision_rnn.analysis._timefit`): *match*, between the
-    RDM similarity of each model step with each recording bin and the mapping's assignment of
-    steps to bins (so the step active at a bin should be the most similar one, and bins
+    Every layer of ``regions`` is compared with the neuroids of its ``region``. A
+    mapping is scored per layer by two correlations (details in
+    :mod:`vision_rnn.analysis._timefit`): *match*, between the RDM similarity of
+    each model step with each recording bin and the mapping's assignment of steps
+    to bins (so the step active at a bin should be the most similar one, and bins
     before the onset should show no stimulus structure), and *timing*, between the
-    recording's own bin-by-bin RDM similarity (from two halves of the repetitions when there
-    are any) and the one the mapping predicts from the model's step-by-step similarity.
-    Onsets are chosen by *match*, the shared step by the sum of both terms over layers, on a
-    coarse grid (``coarse`` = onset and step spacing in ms) over the step and each layer's
-    onset, then on a fine grid (``fine``) around the best point. RDMs are 1 - Pearson r;
-    ``method`` compares them (a :func:`rsa.compare` method).
+    recording's own bin-by-bin RDM similarity (from two halves of the repetitions
+    when there are any) and the one the mapping predicts from the model's
+    step-by-step similarity. Onsets are chosen by *match*, the shared step by the
+    sum of both terms over layers, on a coarse grid over the step and each layer's
+    onset, then on a fine grid around the best point. RDMs are 1 - Pearson r.
 
     Uncertainty: ``n_boot`` bootstrap samples of the stimuli (the same draw for model and
     recording, self-pairs dropped, as :func:`rsa.bootstrap`) are each refitted; their
@@ -315,6 +442,42 @@ def fit_time_mapping(tree, recording, regions: dict | None = None, method: str =
     stimuli fits on the other folds and scores the fitted mapping on the held-out stimuli:
     the mapping has no weights, so this does not change which mapping wins; it tells how well
     the timing found on some stimuli predicts the dynamics of others (``TimeFit.cv``).
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Activations, e.g. from :func:`vision_rnn.open_activations`.
+    recording : xarray.DataArray
+        A time-resolved recording (stimulus, [repetition,] time, neuroid), at
+        least 3 bins in ms and 6 stimuli shared with ``tree``; a ``region``
+        coordinate on neuroid splits it between layers.
+    regions : dict, optional
+        {layer: region}, default ``{"v1": "V1", "it": "IT"}``.
+    method : str, optional
+        How RDMs are compared (a :func:`rsa.compare` method: spearman, corr,
+        cosine or rho-a).
+    onset_range : tuple, optional
+        (lo, hi) onsets to search in ms; default from the recording's bins.
+    step_range : tuple, optional
+        (lo, hi) step durations to search in ms.
+    coarse : tuple, optional
+        Onset and step spacing of the coarse grid in ms.
+    fine : tuple, optional
+        Onset and step spacing of the fine grid in ms.
+    folds : int, optional
+        Cross-validation folds of stimuli.
+    n_boot : int, optional
+        Bootstrap samples (0: none, and NaN intervals).
+    ci : float, optional
+        Coverage of the confidence intervals.
+    seed : int, optional
+        Seeds the folds and the bootstrap.
+
+    Returns
+    -------
+    TimeFit
+        The fitted mapping (``TimeFit.mapping``), its intervals, score,
+        cross-validation and bootstrap samples.
     """
     from ._timefit import Grid
     from . import _rsacore as core

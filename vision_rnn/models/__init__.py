@@ -1,7 +1,8 @@
 """The BLT model family, its registry and weight loading."""
 
 from .blt import BLTConfig, BLTNet, DEFAULT_LAYERS, LAYERS, init_weights
-from .loading import build, load_model, save_weights
+from .loading import build, load_model
+from .state import save_weights
 from .registry import ModelInfo, get_config, list_models
 
 __all__ = ["BLTConfig", "BLTNet", "DEFAULT_LAYERS", "LAYERS", "ModelInfo", "build", "get_config",

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import ModelError
 from .blt import BLTConfig, BLTNet
-from .loading import load_state, read_safetensors
+from .state import load_state, read_safetensors
 from .registry import PRESETS
 
 _FIELDS = {  # parse_name field -> pattern on the file name's stem

@@ -14,65 +14,34 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_write
 from ..errors import ModelError
 from .blt import BLTConfig, BLTNet, init_weights
 from .registry import get_config, model_card, split_name, weights_path
+from .state import load_state, read_safetensors
 
 CCN23_SUFFIXES = (".pth", ".pt")
 
 
 def build(config: BLTConfig, seed: int = 0) -> BLTNet:
-    """A network with seeded random weights."""
+    """A network with seeded random weights.
+
+    Parameters
+    ----------
+    config : BLTConfig
+        The architecture and input of the network.
+    seed : int, optional
+        Seed of the initialisation (Xavier-uniform convolutions and linear maps):
+        same seed, same weights.
+
+    Returns
+    -------
+    BLTNet
+        The network, with ``seed`` recorded and
+        ``weights_source`` ``"random"``.
+    """
     model = init_weights(BLTNet(config), seed)
     model.seed = int(seed)
     model.weights_source = "random"
-    return model
-
-
-def save_weights(model: BLTNet, path, metadata: dict | None = None) -> None:
-    """Write the weights as safetensors with the config in the metadata (atomic)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    meta = {"config": model.config.to_json()}
-    meta.update({k: (v if isinstance(v, str) else json.dumps(v)) for k, v in (metadata or {}).items()})
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
-
-
-def read_safetensors(path) -> tuple[dict, dict]:
-    """(state dict, metadata) of a safetensors file, with a clear error if it is not one."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises several types for a foreign file
-        raise ModelError(f"{path}: not a readable safetensors file ({e}); "
-                         "pass a file written by vrnn train or a .pth state dict") from None
-    return state, meta
-
-
-def load_state(model: BLTNet, state: dict, source) -> BLTNet:
-    """Load a state dict in vision-rnn's key format, naming missing/extra keys on failure."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or extra or bad:
-        detail = []
-        if missing:
-            detail.append(f"missing {missing[:4]}{'...' if len(missing) > 4 else ''}")
-        if extra:
-            detail.append(f"unexpected {extra[:4]}{'...' if len(extra) > 4 else ''}")
-        if bad:
-            detail.append(f"wrong shape for {bad[:4]}")
-        raise ModelError(f"{source}: weights do not fit {model.name} ({'; '.join(detail)}); "
-                         "check the model name or use the matching weights file")
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return model
 
 
@@ -127,20 +96,36 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
 
     Parameters
     ----------
-    source : a registry name (``"lateral"``, ``"ccn23-64/topdown-mult"``, see
+    source : str or os.PathLike
+        A registry name (``"lateral"``, ``"ccn23-64/topdown-mult"``, see
         :func:`list_models`), a folder written by ``vrnn train``, a
         ``.safetensors`` file written by vision-rnn, or a published CCN23
         ``.pth`` state dict (``b64_l_1_t_0_ltinteract_additive_T_10_...pth``).
-    weights : for a registry name: ``"pretrained"`` (the shipped weights),
+    weights : str, optional
+        For a registry name: ``"pretrained"`` (the shipped weights),
         ``"random"`` (seeded initialisation) or a path to a weights file.
-    seed : seed of the random initialisation.
-    timesteps : default number of steps to unroll (may exceed the trained number).
-    device : torch device for the model.
-    allow_untrained : load the initial weights of a training run that has not finished an
+    seed : int, optional
+        Seed of the random initialisation.
+    timesteps : int, optional
+        Default number of steps to unroll (may exceed the trained number).
+    device : str or torch.device, optional
+        Torch device for the model (``"auto"``, ``"cpu"``, ``"cuda[:N]"``,
+        ``"mps"``); default: where it was loaded (the CPU).
+    allow_untrained : bool, optional
+        Load the initial weights of a training run that has not finished an
         epoch (refused by default: they would pass for a trained model).
-    options : for CCN23 ``.pth`` files whose name does not carry them:
+    **options
+        For CCN23 ``.pth`` files whose name does not carry them:
         ``interaction``, ``timesteps``, ``lt_position``; also ``classes``, ``mean``, ``std``.
 
+    Returns
+    -------
+    BLTNet
+        The network, in evaluation mode, with its ``timesteps``, ``classes``,
+        ``input_size``, ``seed`` and ``weights_source``.
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn
     >>> model = vrnn.load_model("lateral", weights="random", seed=0)
     >>> model.timesteps, model.input_size

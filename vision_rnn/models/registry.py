@@ -115,6 +115,15 @@ class ModelInfo:
 def list_models() -> list[ModelInfo]:
     """Every registered name with a one-line description and whether weights ship.
 
+    Returns
+    -------
+    list of ModelInfo
+        One per registered name, in registry order: ``name``, ``description``,
+        ``pretrained`` (whether weights ship) and ``accuracy`` (last-step test
+        accuracy of the shipped weights, None without them).
+
+    Examples
+    --------
     >>> import vision_rnn as vrnn
     >>> [m.name for m in vrnn.list_models()][:2]
     ['feedforward', 'lateral']

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..datafolder import data_dir, data_folder
+from ..errors import DataError
+from ..stimuli import NINETY_TWO_FILE as SUPPLEMENT
+from ..stimuli import NINETY_TWO_IDS as IDS
+from ..stimuli import kriegeskorte92_stimuli
 
-SUPPLEMENT = "Kriegeskorte_Neuron2008_supplementalData.mat"
 BRAIN_RDMS = "92_brainRDMs.mat"
 MEG_FILE = "MEG_decoding_RDMs.mat"
 MEG_VARIABLE = "MEG_decoding_RDMs"
-FLAGS = ("human", "face", "animal", "natural")
-IDS = [f"img_{i:02d}" for i in range(1, 93)]
 
 
 @dataclass
@@ -34,17 +35,6 @@ class NinetyTwo:
         return f"NinetyTwo({str(self.path)!r}: 92 stimuli, RDMs {', '.join(self.rdms.data_vars)})"
 
 
-def _folder(path, sub: str, needed: tuple) -> Path:
-    from .neural import data_dir
-
-    folder = Path(path) if path is not None else data_dir(sub)
-    missing = [f for f in needed if not (folder / f).exists()]
-    if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)}; pass the folder that holds "
-                        f"{', '.join(needed)} (or set VRNN_DATA to the folder above '{sub}')")
-    return folder
-
-
 def _text(x) -> str:
     return str(np.asarray(x).ravel()[0])
 
@@ -52,56 +42,55 @@ def _text(x) -> str:
 def kriegeskorte92(path=None) -> NinetyTwo:
     """The 92 images with monkey and human IT RDMs (Kriegeskorte et al., 2008, Neuron).
 
-    ``path`` is the folder with ``Kriegeskorte_Neuron2008_supplementalData.mat`` and
-    ``92_brainRDMs.mat`` (default ``$VRNN_DATA/kriegeskorte2008``, else
-    ``../shared/data/kriegeskorte2008``). Returns
-
-    - ``.stimuli``: 92 RGB images 175 x 175, ids ``img_01`` .. ``img_92``, ``label_names`` the
-      category (e.g. ``"human face"``), metadata columns ``category``, ``human``, ``face``,
-      ``animal``, ``natural`` (0/1), which extraction turns into stimulus coordinates;
-    - ``.rdms``: an ``xarray.Dataset`` with ``monkey_it`` (stimulus, stimulus_; 674 neurons,
-      Kiani et al. 2007), ``human_it`` (the fMRI RDM of Figure 1: the average of the 8
-      session RDMs, 316 voxels) and ``human_it_sessions`` (subject, session, stimulus,
-      stimulus_) for subjects BE, KO, SN, TI x sessions 1, 2.
-
     The Figure 1 RDMs are stored as condensed vectors of 4186 = 92*91/2 values in the order
     of scipy's ``squareform`` (row by row above the diagonal), which for a symmetric matrix is
     MATLAB's column order below the diagonal; the human one equals the mean of the 8 full
     session matrices in that order.
 
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        The folder with ``Kriegeskorte_Neuron2008_supplementalData.mat`` and
+        ``92_brainRDMs.mat`` (default ``$VRNN_DATA/kriegeskorte2008``, else
+        ``../shared/data/kriegeskorte2008``).
+
+    Returns
+    -------
+    NinetyTwo
+        With
+
+        - ``.stimuli``: 92 RGB images 175 x 175, ids ``img_01`` .. ``img_92``, ``label_names`` the
+          category (e.g. ``"human face"``), metadata columns ``category``, ``human``, ``face``,
+          ``animal``, ``natural`` (0/1), which extraction turns into stimulus coordinates;
+        - ``.rdms``: an ``xarray.Dataset`` with ``monkey_it`` (stimulus, stimulus_; 674 neurons,
+          Kiani et al. 2007), ``human_it`` (the fMRI RDM of Figure 1: the average of the 8
+          session RDMs, 316 voxels) and ``human_it_sessions`` (subject, session, stimulus,
+          stimulus_) for subjects BE, KO, SN, TI x sessions 1, 2;
+        - ``.path``: the folder read.
+
+    Examples
+    --------
     >>> ds = kriegeskorte92()                                   # doctest: +SKIP
     >>> ds.rdms.human_it_sessions.sizes                         # doctest: +SKIP
     Frozen({'subject': 4, 'session': 2, 'stimulus': 92, 'stimulus_': 92})
     """
-    import pandas as pd
     import scipy.io
     import xarray as xr
     from scipy.spatial.distance import squareform
 
-    from .stimuli import from_arrays
-
-    folder = _folder(path, "kriegeskorte2008", (SUPPLEMENT, BRAIN_RDMS))
+    folder = data_folder(path, "kriegeskorte2008", (SUPPLEMENT, BRAIN_RDMS))
+    stim = kriegeskorte92_stimuli(folder)
+    meta = stim.metadata
     try:
-        sup = scipy.io.loadmat(folder / SUPPLEMENT)
-        brain = scipy.io.loadmat(folder / BRAIN_RDMS)
-    except Exception as e:
-        raise DataError(f"{folder}: cannot read the 92-image .mat files ({str(e).splitlines()[0]})") from None
-    try:
-        objs = sup["stimuli_92objs"][0]
-        images = np.stack([np.asarray(o["image"], dtype=np.uint8) for o in objs])
-        meta = pd.DataFrame({"category": [_text(o["category"]) for o in objs],
-                             **{f: [int(np.asarray(o[f]).ravel()[0]) for o in objs] for f in FLAGS}},
-                            index=pd.Index(IDS, name="stimulus"))
-        fig1 = sup["RDMs_mIT_hIT_fig1"][0]
+        fig1 = scipy.io.loadmat(folder / SUPPLEMENT, variable_names=["RDMs_mIT_hIT_fig1"])["RDMs_mIT_hIT_fig1"][0]
+        sessions = scipy.io.loadmat(folder / BRAIN_RDMS)["RDMs"][0]
         vectors = {_text(r["name"]): np.asarray(r["RDM"], dtype=np.float64).ravel() for r in fig1}
-        sessions = brain["RDMs"][0]
     except (KeyError, IndexError, ValueError) as e:
         raise DataError(f"{folder}: the .mat files do not have the published layout ({e})") from None
-    if images.shape != (92, 175, 175, 3) or set(vectors) != {"mIT_674neurons", "hITvisStim_316vx"}:
-        raise DataError(f"{folder}: unexpected content (images {images.shape}, RDMs {sorted(vectors)})")
-    stim = from_arrays(images, ids=IDS, label_names=list(meta["category"]), name="kriegeskorte92")
-    stim.metadata = meta
-    stim.source = f"kriegeskorte92:{folder}"
+    except Exception as e:
+        raise DataError(f"{folder}: cannot read the 92-image .mat files ({str(e).splitlines()[0]})") from None
+    if set(vectors) != {"mIT_674neurons", "hITvisStim_316vx"}:
+        raise DataError(f"{folder}: unexpected RDMs {sorted(vectors)} in {SUPPLEMENT}")
 
     subjects, full = [], []
     for s in range(sessions.shape[0]):
@@ -129,23 +118,36 @@ def cichy2014_meg(path=None, bin_ms: float | None = None, variable: str = MEG_VA
                   first_ms: float = -100.0, step_ms: float = 1.0):
     """Time-resolved MEG RDMs of the 92 images (Cichy, Pantazis & Oliva 2014), read lazily.
 
-    ``path`` is ``MEG_decoding_RDMs.mat`` or its folder (default
-    ``$VRNN_DATA/cichy2014/``). The file is MATLAB v7.3 (HDF5): the variable
-    ``MEG_decoding_RDMs`` is subject (16) x session (2) x time (1301: -100 .. 1200 ms in 1 ms
-    steps) x image x image in MATLAB, which h5py sees reversed, (92, 92, 1301, 2, 16). Values
-    are pairwise decoding accuracies (higher = more dissimilar), NaN on the diagonal. A
-    file without that variable name is accepted if it holds exactly one 5-D dataset.
+    The file is MATLAB v7.3 (HDF5): the variable ``MEG_decoding_RDMs`` is subject (16)
+    x session (2) x time (1301: -100 .. 1200 ms in 1 ms steps) x image x image in
+    MATLAB, which h5py sees reversed, (92, 92, 1301, 2, 16). Values are pairwise
+    decoding accuracies (higher = more dissimilar), NaN on the diagonal.
 
-    Returns a dask-backed DataArray (subject, session, time, stimulus, stimulus_), ``time``
-    in ms with ``time_bin_start``/``time_bin_end``; nothing is read until values are used.
-    ``bin_ms`` averages consecutive samples into bins of that length (a trailing partial bin
-    is dropped); ``first_ms`` and ``step_ms`` describe the time axis of the file.
+    Parameters
+    ----------
+    path : str or os.PathLike, optional
+        ``MEG_decoding_RDMs.mat`` or its folder (default ``$VRNN_DATA/cichy2014/``).
+    bin_ms : float, optional
+        Average consecutive samples into bins of this length in ms (a trailing
+        partial bin is dropped); a whole number of samples. Default: no binning.
+    variable : str, optional
+        The variable to read; a file without that variable name is accepted if
+        it holds exactly one 5-D dataset.
+    first_ms : float, optional
+        The time of the file's first sample in ms.
+    step_ms : float, optional
+        The time between the file's samples in ms.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``meg_decoding_rdm``, dask-backed (subject, session, time, stimulus,
+        stimulus_), ``time`` in ms with ``time_bin_start``/``time_bin_end``;
+        nothing is read until values are used.
     """
     import dask.array
     import h5py
     import xarray as xr
-
-    from .neural import data_dir
 
     p = Path(path) if path is not None else data_dir("cichy2014")
     if p.is_dir():

@@ -10,7 +10,8 @@ import xarray as xr
 from scipy.spatial.distance import squareform
 
 import vision_rnn as vrnn
-from vision_rnn import neural
+from vision_rnn import recordings
+from vision_rnn.stimulus_ids import match_stimuli
 from vision_rnn.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ needs_k92 = pytest.mark.skipif(not K92.is_dir(), reason=f"92-image data not foun
 # -- BrainIO and our layout ----------------------------------------------------------------------
 @needs_brainio
 def test_brainio_presentations_become_repetitions_in_order_of_appearance():
-    rec = neural.load_recording(BRAINIO / "assy_test_TestMe.nc")
+    rec = recordings.load_recording(BRAINIO / "assy_test_TestMe.nc")
     assert rec.name == "response"
     assert rec.dims == ("stimulus", "repetition", "time", "neuroid")
     assert list(rec["stimulus"].values) == ["n0", "n1", "n4", "n9"]
@@ -40,7 +41,7 @@ def test_brainio_presentations_become_repetitions_in_order_of_appearance():
     np.testing.assert_array_equal(x.sel(stimulus="n4", repetition=0).values, [13, 14, 15])
     assert np.isnan(x.sel(stimulus="n9", repetition=1).values).all()
     assert rec["brainio_repetition"].sel(stimulus="n1").values.tolist() == [1, 2]
-    avg = neural.load_recording(BRAINIO / "assy_test_TestMe.nc", average=True)
+    avg = recordings.load_recording(BRAINIO / "assy_test_TestMe.nc", average=True)
     assert avg.dims == ("stimulus", "time", "neuroid")
     np.testing.assert_array_equal(avg.isel(time=0).values, [[5.5, 6.5, 7.5], [5.5, 6.5, 7.5],
                                                              [13, 14, 15], [16, 17, 18]])
@@ -48,7 +49,7 @@ def test_brainio_presentations_become_repetitions_in_order_of_appearance():
 
 @needs_brainio
 def test_brainio_time_bins_and_image_id():
-    rec = neural.load_recording(BRAINIO / "assy_test_package_assembly.nc")
+    rec = recordings.load_recording(BRAINIO / "assy_test_package_assembly.nc")
     assert rec.dims == ("stimulus", "time", "neuroid")       # every stimulus once: no repetition dim
     assert list(rec["stimulus"].values) == ["n0", "n1", "n2", "n3", "n4", "n5"]
     assert rec["time"].values.tolist() == [5.0]
@@ -62,49 +63,49 @@ def test_brainio_time_bins_and_image_id():
 @needs_brainio
 def test_save_and_load_round_trip(tmp_path):
     for name in ["assy_test_TestMe.nc", "assy_test_package_assembly.nc"]:
-        rec = neural.load_recording(BRAINIO / name)
-        out = neural.save_recording(rec, tmp_path / f"ours_{name}")
+        rec = recordings.load_recording(BRAINIO / name)
+        out = recordings.save_recording(rec, tmp_path / f"ours_{name}")
         assert not (tmp_path / f"ours_{name}.partial").exists()
-        back = neural.load_recording(out)
+        back = recordings.load_recording(out)
         xr.testing.assert_identical(back.drop_attrs(), rec.drop_attrs())
-        assert back.attrs["Conventions"] == neural.CONVENTIONS
+        assert back.attrs["Conventions"] == recordings.netcdf.CONVENTIONS
 
 
 def test_foreign_and_missing_files_raise_data_errors(tmp_path):
     foreign = tmp_path / "weights.nc"
     xr.Dataset({"w": (("a", "b"), np.zeros((2, 3)))}).to_netcdf(foreign)
     with pytest.raises(DataError, match="weights.nc: not a recording"):
-        neural.load_recording(foreign)
+        recordings.load_recording(foreign)
     junk = tmp_path / "junk.nc"
     junk.write_text("hello")
     with pytest.raises(DataError, match="junk.nc: not a readable netCDF"):
-        neural.load_recording(junk)
+        recordings.load_recording(junk)
     with pytest.raises(DataError, match="does not exist"):
-        neural.load_recording(tmp_path / "nope.nc")
+        recordings.load_recording(tmp_path / "nope.nc")
     with pytest.raises(DataError, match="stimulus, time, neuroid"):
-        neural.save_recording(xr.DataArray(np.zeros(3), dims="x"), tmp_path / "x.nc")
+        recordings.save_recording(xr.DataArray(np.zeros(3), dims="x"), tmp_path / "x.nc")
 
 
 def test_match_stimuli_by_id_stem_and_csv(tmp_path):
-    m = neural.match_stimuli(["a/x.png", "b/y.png", "z"], ["y", "x.jpg", "q"])
+    m = match_stimuli(["a/x.png", "b/y.png", "z"], ["y", "x.jpg", "q"])
     assert list(m.a) == [0, 1] and list(m.b) == [1, 0]
     assert str(m) == "2 stimuli matched (2 by stem) of 3 and 3"
     csv = tmp_path / "map.csv"
     csv.write_text("model,recording\nz,q\n")
-    m = neural.match_stimuli(["a/x.png", "b/y.png", "z"], ["y", "x.jpg", "q"], id_map=csv)
+    m = match_stimuli(["a/x.png", "b/y.png", "z"], ["y", "x.jpg", "q"], id_map=csv)
     assert list(m.b) == [1, 0, 2] and m.by == {"id": 0, "stem": 2, "id_map": 1}
-    exact = neural.match_stimuli(["a", "b"], ["b", "a"])
+    exact = match_stimuli(["a", "b"], ["b", "a"])
     assert list(exact.b) == [1, 0] and exact.by["id"] == 2
     # an ambiguous stem (two files named x) is not matched
-    assert neural.match_stimuli(["d1/x.png", "d2/x.png"], ["x"]).n_matched == 0
+    assert match_stimuli(["d1/x.png", "d2/x.png"], ["x"]).n_matched == 0
     with pytest.raises(DataError, match="does not exist"):
-        neural.match_stimuli(["a"], ["b"], id_map=tmp_path / "none.csv")
+        match_stimuli(["a"], ["b"], id_map=tmp_path / "none.csv")
 
 
 # -- the 92 images -----------------------------------------------------------------------------------
 @needs_k92
 def test_kriegeskorte92_stimuli_and_rdms():
-    ds = neural.kriegeskorte92(K92)
+    ds = recordings.kriegeskorte92(K92)
     stim = ds.stimuli
     assert len(stim) == 92 and stim.ids[0] == "img_01" and stim.ids[-1] == "img_92"
     img = stim.load([0])[0]
@@ -138,7 +139,7 @@ def test_kriegeskorte92_stimuli_and_rdms():
 @needs_k92
 def test_kriegeskorte92_default_folder():
     # $VRNN_DATA/kriegeskorte2008, else ../shared/data/kriegeskorte2008 next to the project
-    assert neural.kriegeskorte92().path.resolve() == K92.resolve()
+    assert recordings.kriegeskorte92().path.resolve() == K92.resolve()
 
 
 @needs_k92
@@ -154,7 +155,7 @@ def test_kriegeskorte92_through_load_stimuli_and_extraction():
 
 def test_kriegeskorte92_missing_folder_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="missing Kriegeskorte_Neuron2008_supplementalData.mat"):
-        neural.kriegeskorte92(tmp_path)
+        recordings.kriegeskorte92(tmp_path)
 
 
 # -- MEG RDMs (Cichy et al. 2014), in a generated file of the published layout ----------------------
@@ -186,7 +187,7 @@ def test_cichy2014_meg_reads_the_published_layout_lazily(tmp_path):
     path = tmp_path / "MEG_decoding_RDMs.mat"
     write_v73(path, "MEG_decoding_RDMs", truth)
     assert scipy.io.matlab.matfile_version(str(path))[0] == 2       # scipy sees a v7.3 MAT-file
-    da = neural.cichy2014_meg(tmp_path)                              # the folder works as well as the file
+    da = recordings.cichy2014_meg(tmp_path)                              # the folder works as well as the file
     assert da.dims == ("subject", "session", "time", "stimulus", "stimulus_")
     assert da.chunks is not None                                     # dask: nothing read yet
     assert da.sizes == {"subject": 3, "session": 2, "time": 24, "stimulus": 92, "stimulus_": 92}
@@ -194,7 +195,7 @@ def test_cichy2014_meg_reads_the_published_layout_lazily(tmp_path):
     np.testing.assert_array_equal(da.values, truth)                 # i and j not swapped
     assert float(da.sel(stimulus="img_05", stimulus_="img_07").isel(subject=2, session=1, time=3)) == \
         truth[2, 1, 3, 4, 6]
-    binned = neural.cichy2014_meg(path, bin_ms=10)
+    binned = recordings.cichy2014_meg(path, bin_ms=10)
     assert binned.sizes["time"] == 2                                 # 24 samples: 2 whole bins
     np.testing.assert_allclose(binned.values[:, :, 1], truth[:, :, 10:20].mean(axis=2))
     assert binned["time"].values.tolist() == [-95.5, -85.5]
@@ -210,17 +211,17 @@ def test_cichy2014_meg_other_name_and_errors(tmp_path):
     truth = meg_truth(subjects=1, times=5, n=4)
     p = tmp_path / "renamed.mat"
     write_v73(p, "RDMs", truth)
-    np.testing.assert_array_equal(neural.cichy2014_meg(p).values, truth)
+    np.testing.assert_array_equal(recordings.cichy2014_meg(p).values, truth)
     bad = tmp_path / "bad.mat"
     write_v73(bad, "x", np.zeros((3, 4)))
     with pytest.raises(DataError, match="bad.mat: no variable 'MEG_decoding_RDMs'"):
-        neural.cichy2014_meg(bad)
+        recordings.cichy2014_meg(bad)
     with pytest.raises(DataError, match="does not exist"):
-        neural.cichy2014_meg(tmp_path / "none.mat")
+        recordings.cichy2014_meg(tmp_path / "none.mat")
     txt = tmp_path / "text.mat"
     txt.write_text("not hdf5")
     with pytest.raises(DataError, match="text.mat: not a MATLAB v7.3"):
-        neural.cichy2014_meg(txt)
+        recordings.cichy2014_meg(txt)
 
 
 # -- simulation ---------------------------------------------------------------------------------------
@@ -232,7 +233,7 @@ def small_tree():
 
 
 def test_simulated_recording_follows_the_planted_steps(small_tree):
-    rec = neural.simulate_recording(small_tree, onset_ms={"v1": 40, "it": 80}, step_ms=20, noise=0.0,
+    rec = recordings.simulate_recording(small_tree, onset_ms={"v1": 40, "it": 80}, step_ms=20, noise=0.0,
                                     smooth_ms=0, repetitions=2, n_neuroids=8, t_start_ms=0, t_stop_ms=300)
     assert rec.dims == ("stimulus", "repetition", "time", "neuroid")
     assert rec.sizes["neuroid"] == 16 and sorted(set(rec["region"].values)) == ["IT", "V1"]
@@ -252,12 +253,12 @@ def test_simulated_recording_follows_the_planted_steps(small_tree):
 
 
 def test_simulation_is_seeded_and_noisy(small_tree):
-    a = neural.simulate_recording(small_tree, noise=0.5, seed=3)
-    b = neural.simulate_recording(small_tree, noise=0.5, seed=3)
-    c = neural.simulate_recording(small_tree, noise=0.5, seed=4)
+    a = recordings.simulate_recording(small_tree, noise=0.5, seed=3)
+    b = recordings.simulate_recording(small_tree, noise=0.5, seed=3)
+    c = recordings.simulate_recording(small_tree, noise=0.5, seed=4)
     xr.testing.assert_identical(a, b)
     assert not np.allclose(a.values, c.values)
     trial_sd = a.std("repetition").mean().item()
     assert 0.3 < trial_sd < 0.6                                       # noise is in units of the signal's sd
     with pytest.raises(DataError, match="no onset"):
-        neural.simulate_recording(small_tree, regions={"v1": "V1"}, onset_ms={"v1": np.nan})
+        recordings.simulate_recording(small_tree, regions={"v1": "V1"}, onset_ms={"v1": np.nan})

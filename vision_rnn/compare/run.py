@@ -1,19 +1,7 @@
 """Comparing a model's activations with a recording (``vrnn compare``): RDMs over steps and time bins.
 
-A recording source becomes one or more *targets*, each a set of RDMs
-``([subject,] time, stimulus, stimulus_)`` with ``time`` in ms (one bin, NaN,
-for a static recording):
-
-- a netCDF recording (:func:`vision_rnn.neural.save_recording`) or a BrainIO
-  assembly: one target per value of the neuroid coordinate ``region`` (one
-  target named ``recording`` without it); RDMs of the repetition-averaged
-  responses at every bin, with the ``--rdm`` method. Where a neuroid coordinate
-  ``subject`` (or ``animal``) has two or more values, each subject gets its own
-  RDMs;
-- ``kriegeskorte92:PATH``: ``monkey_it`` (one RDM) and ``human_it`` (4 subjects,
-  the two sessions of each averaged), both static (:func:`~vision_rnn.neural.kriegeskorte92`);
-- ``cichy2014:PATH``: ``meg``, 16 subjects (sessions averaged) in 10 ms bins
-  (:func:`~vision_rnn.neural.cichy2014_meg`).
+RECORDING resolves to targets (:mod:`vision_rnn.compare.targets`), each a set of RDMs.
+The stimuli are matched first and only the shared rows of each layer are read.
 
 Every layer at every step is compared with every bin of every target
 (:func:`vision_rnn.analysis.rsa.bootstrap`: one bootstrap over stimuli for the
@@ -32,129 +20,20 @@ selects cells of the matrix for the curves over ms and never changes a value.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
-from .errors import VRNNError
-from .store import open_activations, refuse_damaged
+from ..errors import CompareError
+from ..store import open_activations, refuse_damaged
+from .result import Comparison
 
-RECORDING_HELP = "a netCDF recording, a BrainIO assembly, kriegeskorte92:PATH or cichy2014:PATH"
-RDM_METHODS = ("correlation", "euclidean", "cosine")
-SUBJECT_COORDS = ("subject", "animal")
-MEG_BIN_MS = 10.0
-
-
-class CompareError(VRNNError):
-    """Inputs that cannot be compared: no shared stimuli, different RDM sizes, bad options."""
-
-
-@dataclass
-class Target:
-    """RDMs of one recorded population; ``responses`` are the neuroids behind them, if any."""
-
-    name: str
-    rdms: xr.DataArray
-    responses: xr.DataArray | None = None
-    description: str = ""
-
-    @property
-    def static(self) -> bool:
-        return self.rdms.sizes["time"] == 1
-
-    @property
-    def subjects(self) -> int:
-        return self.rdms.sizes.get("subject", 0)
-
-
-@dataclass
-class Source:
-    """What a RECORDING argument resolved to: its stimulus ids, targets and (if any) the recording.
-
-    A recording's targets (its RDMs) are made on first use, after the stimuli are matched."""
-
-    spec: str
-    ids: list
-    given_targets: list | None = None
-    recording: xr.DataArray | None = None
-    rdm_method: str = "correlation"
-
-    @property
-    def targets(self) -> list:
-        if self.given_targets is None:
-            self.given_targets = _recording_targets(self.recording, self.rdm_method)
-        return self.given_targets
-
-
-def _static(rdms: xr.DataArray, start=np.nan, end=np.nan) -> xr.DataArray:
-    return rdms.expand_dims(time=[(start + end) / 2]).assign_coords(
-        time_bin_start=("time", [start]), time_bin_end=("time", [end]))
-
-
-def _recording_targets(rec: xr.DataArray, rdm_method: str) -> list:
-    from .analysis.rsa import rdm
-
-    if "time" not in rec.dims:
-        rec = rec.expand_dims(time=[np.nan])
-    regions = [None]
-    if "region" in rec.coords and rec["region"].dims == ("neuroid",):
-        regions = list(dict.fromkeys(str(r) for r in rec["region"].values))
-    targets = []
-    for region in regions:
-        part = rec if region is None else rec.isel(neuroid=np.flatnonzero(rec["region"].values.astype(str) == region))
-        subj = next((c for c in SUBJECT_COORDS if c in part.coords and part[c].dims == ("neuroid",)
-                     and len(set(part[c].values.tolist())) >= 2), None)
-        if subj is None:
-            rdms = rdm(part, rdm_method)
-        else:
-            names = list(dict.fromkeys(part[subj].values.tolist()))
-            rdms = xr.concat([rdm(part.isel(neuroid=np.flatnonzero(part[subj].values == s)), rdm_method)
-                              for s in names], dim=xr.DataArray([str(s) for s in names], dims="subject"))
-        rdms = rdms.transpose(*(["subject"] if subj else []), "time", "stimulus", "stimulus_")
-        n_neuroid = part.sizes["neuroid"]
-        who = f"{len(set(part[subj].values.tolist()))} {subj}s, " if subj else ""
-        targets.append(Target(region or "recording", rdms, part,
-                              f"{region or 'recording'}: {who}{n_neuroid} neuroids, {rec.sizes['time']} bins"))
-    return targets
-
-
-def load_source(recording, rdm_method: str = "correlation") -> Source:
-    """Resolve RECORDING (a path, ``kriegeskorte92:PATH``, ``cichy2014:PATH`` or a DataArray) to targets."""
-    from .neural import check_recording, cichy2014_meg, from_assembly, kriegeskorte92, load_recording
-
-    if rdm_method not in RDM_METHODS:
-        raise CompareError(f"`rdm_method={rdm_method}`: not one of {', '.join(RDM_METHODS)}")
-    if isinstance(recording, xr.DataArray):
-        rec, spec = recording, str(recording.attrs.get("source", "recording (in memory)"))
-        if "presentation" in rec.dims:                   # a BrainIO / Brain-Score assembly in memory
-            rec = from_assembly(rec, spec)
-    else:
-        spec = os.fspath(recording)
-        if spec.startswith("kriegeskorte92:"):
-            k = kriegeskorte92(spec.split(":", 1)[1] or None)
-            human = k.rdms["human_it_sessions"].mean("session")
-            targets = [Target("monkey_it", _static(k.rdms["monkey_it"]), None,
-                              "monkey IT, 674 neurons (Kiani et al. 2007), 1 - Pearson r"),
-                       Target("human_it", _static(human).transpose("subject", "time", ...), None,
-                              "human IT fMRI, 4 subjects (sessions averaged), 1 - Pearson r")]
-            return Source(spec, list(k.rdms["stimulus"].values), targets)
-        if spec.startswith("cichy2014:"):
-            meg = cichy2014_meg(spec.split(":", 1)[1] or None, bin_ms=MEG_BIN_MS).mean("session")
-            meg = meg.transpose("subject", "time", "stimulus", "stimulus_")
-            n_subj = meg.sizes["subject"]
-            return Source(spec, list(meg["stimulus"].values),
-                          [Target("meg", meg, None, f"human MEG decoding RDMs, {n_subj} subjects, "
-                                                    f"{MEG_BIN_MS:g} ms bins (Cichy et al. 2014)")])
-        rec = load_recording(spec)
-    if isinstance(rec, xr.DataArray) and "time" not in rec.dims and {"stimulus", "neuroid"} <= set(rec.dims):
-        rec = rec.expand_dims(time=[np.nan])                # a static recording without a time dim
-    rec = check_recording(rec, spec)
-    return Source(spec, [str(s) for s in rec["stimulus"].values], None, rec, rdm_method)
+__all__ = ["run_comparison", "resolve_mapping", "mapped_cells"]
+from .targets import Source, Target, load_source, source_subset
 
 
 def _match(model_ids, source: Source, acts_name: str, id_map, shared_only: bool):
-    from .neural import match_stimuli
+    from ..stimulus_ids import match_stimuli
 
     m = match_stimuli(model_ids, source.ids, id_map)
     how = f"{m.by['id']} by id, {m.by['stem']} by stem, {m.by['id_map']} by id map"
@@ -176,7 +55,7 @@ def resolve_mapping(mapping, tree, source: Source, ids, timed: bool, n_boot: int
 
     ``tree`` and ``source`` hold the matched stimuli in the same order; ``ids`` are the
     tree's ids for them. A static recording has no mapping (None)."""
-    from .analysis.timeaxis import TimeMapping, fit_time_mapping
+    from ..analysis.timeaxis import TimeMapping, fit_time_mapping
 
     if isinstance(mapping, (str, os.PathLike)) and str(mapping) not in ("default", "fit"):
         mapping = TimeMapping.load(mapping)             # a bad file is an error even where it is not used
@@ -217,7 +96,7 @@ def mapped_cells(mapping, layers, steps, times) -> xr.DataArray:
 
 def _compare_target(model_rdms: xr.DataArray, target: Target, method: str, n_boot: int, seed: int) -> xr.Dataset:
     """value, low, high (step, time) for one layer against one target."""
-    from .analysis import rsa
+    from ..analysis import rsa
 
     if n_boot > 0:
         b = rsa.bootstrap(model_rdms, target.rdms, method=method, n=n_boot, seed=seed)
@@ -238,30 +117,6 @@ def _compare_target(model_rdms: xr.DataArray, target: Target, method: str, n_boo
     return out.drop_vars([c for c in out.coords if c not in ("step", "time")])
 
 
-@dataclass
-class Comparison:
-    """Result of :func:`run_comparison`: one Dataset per target, (layer, step, time)."""
-
-    results: dict
-    targets: dict
-    mapping: object = None
-    fit: object = None
-    encoding: dict = field(default_factory=dict)
-    settings: dict = field(default_factory=dict)
-
-    def table(self):
-        """One row per (target, layer, step, recording bin): value and its interval (pandas)."""
-        from .compare_report import table
-
-        return table(self)
-
-    def write(self, out, overwrite: bool = False):
-        """Write the report folder (see :func:`vision_rnn.compare_report.write_report`)."""
-        from .compare_report import write_report
-
-        return write_report(self, out, overwrite=overwrite)
-
-
 def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlation", method: str = "spearman",
                    n_bootstrap: int = 1000, mapping="default", id_map=None, encoding: bool = False,
                    min_reliability: float | None = None, shared_only: bool = False, seed: int = 0,
@@ -280,14 +135,14 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
     Refuses (:class:`CompareError`) inputs that share no stimuli, or only some of them
     unless ``shared_only``.
     """
-    from .analysis.rsa import COMPARE_METHODS
+    from ..analysis.rsa import COMPARE_METHODS
 
     if method not in COMPARE_METHODS:
         raise CompareError(f"`method={method}`: not one of {', '.join(COMPARE_METHODS)}")
     if n_bootstrap < 0:
         raise CompareError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or more")
     if encoding:
-        from .analysis.encoding import MIN_RELIABILITY, check_min_reliability
+        from ..analysis.encoding import MIN_RELIABILITY, check_min_reliability
 
         min_reliability = check_min_reliability(MIN_RELIABILITY if min_reliability is None else min_reliability)
     opts = dict(rdm_method=rdm_method, method=method, n_bootstrap=n_bootstrap, mapping=mapping,
@@ -307,8 +162,8 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
          min_reliability, shared_only, seed, progress) -> Comparison:
     from tqdm.auto import tqdm
 
-    from .analysis import rsa
-    from .store import layer
+    from ..analysis import rsa
+    from ..store import layer
 
     if isinstance(layers, str):
         layers = [layers]
@@ -329,7 +184,7 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
                                        source_subset(source, m.b), [model_ids[i] for i in m.a], timed,
                                        min(n_bootstrap, 200), seed)
     with np.errstate(invalid="ignore"):
-        model_rdms = {l: rsa.rdm(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), rdm_method)
+        model_rdms = {l: rsa.rdm(layer(tree, l).isel(stimulus=m.a).assign_coords(stimulus=ids), rdm_method)
                       for l in layers}
     for l in layers:
         _refuse_undefined(model_rdms[l], f"layer {l}", "step", "", rdm_method)
@@ -375,7 +230,7 @@ def _run(tree, acts_name, recording, *, layers, rdm_method, method, n_bootstrap,
                 **({"min_reliability": float(min_reliability)} if encoding else {}),
                 "n_matched": int(m.n_matched), "matched_by": dict(m.by), "model": str(tree.attrs.get("model", "")),
                 "weights": str(tree.attrs.get("weights", ""))}
-    return Comparison(results, {t.name: t for t in source.targets}, mapping_obj, fit, encoded, settings)
+    return Comparison.from_parts(results, {t.name: t for t in source.targets}, mapping_obj, fit, encoded, settings)
 
 
 def undefined_rdm(rdms: xr.DataArray, what: str, over: str, unit: str) -> str:
@@ -405,22 +260,16 @@ def _refuse_undefined(rdms, what: str, over: str, unit: str, rdm_method: str, si
                            f"responses that are constant or missing), so nothing can be compared{hint}")
 
 
-def source_subset(source: Source, index) -> Source:
-    """The source restricted to the stimuli at ``index`` (for fitting the mapping)."""
-    rec = source.recording.isel(stimulus=np.asarray(index)) if source.recording is not None else None
-    return Source(source.spec, [source.ids[j] for j in index], source.targets, rec, source.rdm_method)
-
-
 def _encode_target(tree, layers, m, target: Target, ids, seed, min_reliability, bar) -> xr.Dataset:
-    from .analysis.encoding import encode
-    from .store import layer
+    from ..analysis.encoding import encode
+    from ..store import layer
 
     resp = target.responses.isel(stimulus=m.b).assign_coords(stimulus=ids)
     if "layer" in resp.coords:                     # e.g. the planted layer of a simulated recording
         resp = resp.rename({"layer": "recording_layer"})
     parts = []
     for l in layers:
-        parts.append(encode(layer(tree, l).isel(stimulus=m.a).load().assign_coords(stimulus=ids), resp, seed=seed,
+        parts.append(encode(layer(tree, l).isel(stimulus=m.a).assign_coords(stimulus=ids), resp, seed=seed,
                             min_reliability=min_reliability))
         bar.update()
     per_layer = [v for v in ("r", "alpha", "r_corrected") if v in parts[0]]

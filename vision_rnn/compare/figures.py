@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .plotting import _figure, fit_titles
+from ..plotting import _figure, fit_titles
 
 __all__ = ["plot_cross_temporal", "plot_steps", "plot_ms", "plot_encoding", "plot_model_grid", "METHOD_LABEL"]
 
@@ -84,7 +84,7 @@ def _dodge(n, steps, width=0.45):
 def _unmapped_text(ds, layer, named=True) -> str:
     """Why no step of ``layer`` is active in any recording bin, from the TimeMapping the result carries
     (``ds.attrs["time_mapping"]``); ``named``: the text names the layer."""
-    from .analysis.timeaxis import TimeAxisError, TimeMapping
+    from ..analysis.timeaxis import TimeAxisError, TimeMapping
 
     try:
         m = TimeMapping.from_json(ds.attrs["time_mapping"])
@@ -162,7 +162,7 @@ def plot_steps(ds, title: str = ""):
     Each layer's points are shifted a little along x so that the interval bars do not overlap;
     the legend lies beside the axes and says why a layer without a mapped step has no curve.
     """
-    from .compare_report import step_curve
+    from .curves import step_curve
 
     fig, ax = _figure(7.6, 4.4)
     curve = step_curve(ds)
@@ -195,7 +195,7 @@ def plot_ms(ds, title: str = ""):
     A layer without a mapped step gets a legend entry saying why it has no curve; a dashed
     line marks stimulus onset.
     """
-    from .compare_report import ms_curve
+    from .curves import ms_curve
 
     fig, ax = _figure(7.6, 4.4)
     curve = ms_curve(ds)
@@ -256,7 +256,7 @@ def plot_encoding(ds, title: str = ""):
     import matplotlib
     from matplotlib.patches import Patch
 
-    from .analysis.encoding import median_score
+    from ..analysis.encoding import median_score
 
     var = "r_corrected" if "r_corrected" in ds else "r"
     label = "median noise-corrected r" if var == "r_corrected" else "median held-out r"
@@ -317,7 +317,7 @@ def plot_model_grid(results: dict, targets=None, title: str = ""):
     """
     from matplotlib.figure import Figure
 
-    from .compare_report import step_curve
+    from .curves import step_curve
 
     names = list(results)
     first = results[names[0]]

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["simulate_recording"]
 
@@ -21,7 +21,7 @@ def simulate_recording(tree, regions: dict | None = None, onset_ms: dict | None 
                        repetitions: int = 4, smooth_ms: float = 4.0, seed: int = 0):
     """A recording (stimulus, repetition, time, neuroid) whose dynamics follow the model's steps.
 
-    For every layer -> region of ``regions`` (default ``{"v1": "V1", "it": "IT"}``):
+    For every layer -> region of ``regions``:
 
     1. a random linear map (Gaussian, seeded) takes the layer's units at each step to
        ``n_neuroids`` neuroids; each neuroid is centred and scaled to unit standard deviation
@@ -34,15 +34,48 @@ def simulate_recording(tree, regions: dict | None = None, onset_ms: dict | None 
     4. each of ``repetitions`` trials adds independent Gaussian noise (sd ``noise``) per
        stimulus, bin and neuroid.
 
-    The planted mapping is in ``attrs`` (``planted_onset_ms`` as JSON {layer: ms},
-    ``planted_step_ms``, ``time_mapping`` as TimeMapping JSON, ``regions``), with the seed and
-    settings. Defaults for ``onset_ms``/``step_ms`` are :class:`TimeMapping`'s.
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Activations, e.g. from :func:`vision_rnn.open_activations`.
+    regions : dict, optional
+        {layer: region}, default ``{"v1": "V1", "it": "IT"}``.
+    onset_ms : dict, optional
+        {layer: onset in ms}; a layer not in it gets :class:`TimeMapping`'s default.
+    step_ms : float, optional
+        Duration of one model step in ms; default :class:`TimeMapping`'s.
+    bin_ms : float, optional
+        Width of the recording's bins in ms, a multiple of 0.5.
+    t_start_ms : float, optional
+        Start of the first bin in ms.
+    t_stop_ms : float, optional
+        End of the recording in ms; default 50 ms after the last step of the
+        latest layer.
+    noise : float, optional
+        Standard deviation of the trial noise, non-negative.
+    n_neuroids : int, optional
+        Neuroids per region.
+    repetitions : int, optional
+        Trials per stimulus.
+    smooth_ms : float, optional
+        Standard deviation of the Gaussian smoothing in ms (0: none).
+    seed : int, optional
+        Seeds the linear maps and the noise.
+
+    Returns
+    -------
+    xarray.DataArray
+        ``response`` (stimulus, repetition, time, neuroid), ``time`` the bin centres
+        in ms with ``time_bin_start``/``time_bin_end``, and ``region`` and ``layer``
+        on neuroid. The planted mapping is in ``attrs`` (``planted_onset_ms`` as
+        JSON {layer: ms}, ``planted_step_ms``, ``time_mapping`` as TimeMapping JSON,
+        ``regions``), with the seed and settings.
     """
     import xarray as xr
     from scipy.ndimage import gaussian_filter1d
 
-    from .analysis.timeaxis import TimeMapping
-    from .store import layer
+    from ..analysis.timeaxis import TimeMapping
+    from ..store import layer
 
     regions = dict(regions or {"v1": "V1", "it": "IT"})
     default = TimeMapping()
