@@ -94,7 +94,8 @@ inside `Client(LocalCluster(n_workers=2, threads_per_worker=1))`:
 
 Every variable of the summary agrees to 1e-10: **{"met" if ok else "NOT met"}**. With a client the layer's
 blocks (a storage chunk of stimuli, every step) are read and reduced by the workers, which open the file
-by path; their sums are added in the order of the local loop. On this 2-core machine the workers share the
+by path; their sums are added in the order of the local loop (what differs, in the last bits, is BLAS
+running on one thread in each worker). On this 2-core machine the workers share the
 cores with the client, so the timing shows the cost of the transfers, not a speed-up; on a cluster each
 worker reads its own blocks.
 """

@@ -118,7 +118,7 @@ def main():
 `python benchmarks/compare_memory.py --write` ({platform.machine()}, {os.cpu_count()} cores,
 Python {platform.python_version()}). A synthetic activation file in the store's layout: {args.stimuli}
 stimuli x 8 steps x 16384 units of v1, float32, uncompressed, the store's chunks (64 stimuli x 1 step x
-16384 units, 4 MiB): **v1 is {v1_bytes / 1e9:.2f} GB**. A static recording (50 neuroids) of {args.shared}
+8192 units, 2 MiB): **v1 is {v1_bytes / 1e9:.2f} GB**. A static recording (50 neuroids) of {args.shared}
 randomly chosen stimuli. Fresh processes, peak RSS = VmHWM:
 
 | run | peak RSS (MiB) | rise (MiB) | wall (s) |
@@ -133,10 +133,14 @@ randomly chosen stimuli. Fresh processes, peak RSS = VmHWM:
 - The values agree with the floor's to {diff:.1e}.
 
 How: stimuli are matched before anything is read; the layer stays lazy (dask) with the shared rows
-selected; each step's RDM comes from the Gram matrix X X^T and the row sums, accumulated in float64
-over blocks of 16 MiB of units (`vision_rnn.analysis.rsa.gram_rdms`), so memory grows with the
-stimuli squared, not with the units; every storage chunk is read once. The store chunks a layer one
-step of one batch at a time so a step's rows can be read without the other steps.
+selected; each step's RDM comes from the patterns' Gram matrix, read a block of whole storage chunks
+at a time (at most 32 MiB of the shared rows), each block reduced to its features' count, the
+patterns' means and their centred Gram matrix in float64, blocks added with Chan's pairwise update
+(`vision_rnn.analysis.rsa.gram_rdms`): memory grows with the stimuli squared, not with the units,
+and every storage chunk is read once. The store chunks a layer one step of one batch at a time
+(units split under 2 MiB) so a step's rows, and a block of its units, are read without the rest.
+The RSA's rank transform works a vector at a time into one array, so the comparison of 8 RDMs of
+1000 stimuli holds about one extra copy of them.
 """
     if args.write:
         write_section("## Compare: a layer larger than memory", text)

@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vision_rnn.analysis import encode, split_half_reliability
 from vision_rnn.errors import VRNNError
@@ -93,6 +95,42 @@ def test_split_half_reliability_definition_and_missing_trials():
         split_half_reliability(rec.isel(repetition=[0]))
 
 
+def reference_r(model, rec, step, reducer, folds=5, seed=0):
+    """Mean held-out r per (bin, neuroid) of one step, by scikit-learn alone: the reduction
+    ``reducer(n_train)`` fitted on each training fold, RidgeCV per target, the same folds."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+
+    x = model.isel(time=step).values
+    y = rec.mean("repetition").transpose("stimulus", "time", "neuroid").values.reshape(len(x), -1)
+    r = []
+    for train, test in KFold(n_splits=folds, shuffle=True, random_state=seed).split(x):
+        red = reducer(len(train))
+        fit = RidgeCV(alphas=np.logspace(-3, 7, 21), alpha_per_target=True).fit(red.fit_transform(x[train]), y[train])
+        p, t = fit.predict(red.transform(x[test])), y[test]
+        p, t = p - p.mean(0), t - t.mean(0)
+        r.append((p * t).sum(0) / np.sqrt((p * p).sum(0) * (t * t).sum(0)))
+    return np.mean(r, axis=0).reshape(rec.sizes["time"], rec.sizes["neuroid"])
+
+
+def test_wide_layers_are_reduced_on_the_training_folds_as_scikit_learn_does():
+    from sklearn.decomposition import PCA
+    from sklearn.random_projection import GaussianRandomProjection
+
+    model, rec, _ = planted(n=150, units=8, features=400)          # more units than stimuli: from the Gram matrix
+    ds = encode(model, rec, max_features=50, folds=5)
+    assert ds.attrs["reduce"] == "pca to 50" and ds.attrs["n_features"] == 400
+    assert np.median([ds["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.95
+    for step in range(3):
+        ref = reference_r(model, rec, step, lambda n: PCA(n_components=min(50, n), svd_solver="full"))
+        np.testing.assert_allclose(ds["r"].isel(step=step).values, ref, atol=1e-8)
+    rp = encode(model, rec, max_features=50, reduce="random", n_components=60)
+    assert rp.attrs["reduce"] == "random to 60"
+    assert np.median([rp["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.9
+    ref = reference_r(model, rec, 1, lambda n: GaussianRandomProjection(n_components=60, random_state=0))
+    np.testing.assert_allclose(rp["r"].isel(step=1).values, ref, atol=1e-8)
+
+
 class SpyPCA:
     """Records how many stimuli each reduction was fitted on."""
 
@@ -110,19 +148,56 @@ class SpyPCA:
         return self.pca.transform(x)
 
 
-def test_wide_layers_are_reduced_on_the_training_folds(monkeypatch):
+def test_more_stimuli_than_units_are_reduced_by_scikit_learn_on_the_training_folds(monkeypatch):
     import sklearn.decomposition
 
-    model, rec, _ = planted(n=150, units=8, features=400)
+    model, rec, _ = planted(n=150, units=8, features=100)
     monkeypatch.setattr(sklearn.decomposition, "PCA", SpyPCA)
     SpyPCA.fitted.clear()
     ds = encode(model, rec, max_features=50, folds=5)
     assert SpyPCA.fitted == [120] * 15                           # 5 folds x 3 steps, never the held-out 30
-    assert ds.attrs["reduce"] == "pca to 50" and ds.attrs["n_features"] == 400
     assert np.median([ds["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.95
-    rp = encode(model, rec, max_features=50, reduce="random", n_components=60)
-    assert rp.attrs["reduce"] == "random to 60"
-    assert np.median([rp["r_corrected"].isel(step=j, time=j).values for j in range(3)]) > 0.9
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(8, 40), p=st.integers(1, 60), k=st.integers(1, 60), seed=st.integers(0, 2**16),
+       offset=st.floats(-1e3, 1e3), rank=st.integers(1, 60), data=st.data())
+def test_pca_from_the_gram_matrix_is_scikit_learns_pca_on_the_training_rows(n, p, k, seed, offset, rank, data):
+    from sklearn.decomposition import PCA
+
+    from vision_rnn.analysis.encoding import centred_gram, pca_from_gram
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, min(rank, p))) @ rng.normal(size=(min(rank, p), p)) + offset
+    test = np.sort(data.draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=n - 3, unique=True)))
+    train = np.setdiff1d(np.arange(n), test)
+    k = min(k, len(train))
+    z_train, z_test = pca_from_gram(centred_gram(x), train, test, k)
+    pca = PCA(n_components=min(k, p), svd_solver="full").fit(x[train])
+    ref_train, ref_test = pca.transform(x[train]), pca.transform(x[test])
+    keep = z_train.shape[1]
+    scale = max(1.0, np.abs(ref_train).max())
+    if np.abs(ref_train).max() < 1e-6 * max(1.0, abs(offset)):  # a single training row, or constant rows
+        assert not z_train.any() and not z_test.any()
+        return
+    sv = pca.singular_values_
+    assert abs(keep - int((sv[:k] ** 2 > sv[0] ** 2 * 1e-9).sum())) <= 1   # the same components, but at the cut
+    for j in range(keep):
+        if j + 1 < len(sv) and abs(sv[j] - sv[j + 1]) < 1e-6 * sv[0]:
+            continue                                             # a repeated eigenvalue: any basis of its space
+        sign = np.sign(ref_train[:, j] @ z_train[:, j]) or 1.0
+        np.testing.assert_allclose(sign * z_train[:, j], ref_train[:, j], atol=1e-7 * scale)
+        np.testing.assert_allclose(sign * z_test[:, j], ref_test[:, j], atol=1e-6 * scale)
+    # what is dropped carries (numerically) nothing on the training rows
+    assert np.abs(ref_train[:, keep:]).max(initial=0) <= 1e-3 * scale
+
+
+def test_a_constant_layer_gives_zero_features():
+    from vision_rnn.analysis.encoding import centred_gram, pca_from_gram
+
+    x = np.full((12, 30), 3.5)
+    z_train, z_test = pca_from_gram(centred_gram(x), np.arange(9), np.arange(9, 12), 5)
+    assert z_train.shape == (9, 1) and z_test.shape == (3, 1) and not z_train.any() and not z_test.any()
 
 
 def test_static_recording_without_repetitions_and_errors():

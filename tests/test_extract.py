@@ -17,7 +17,7 @@ import xarray as xr
 from PIL import Image
 
 import vision_rnn as vrnn
-from vision_rnn.store import CHUNK_BYTES, VarSpec, read_attrs
+from vision_rnn.store import LAYER_CHUNK_BYTES, VarSpec, read_attrs
 from vision_rnn.stimuli import prepare
 
 
@@ -114,12 +114,13 @@ def test_options_pool_dtype_compression(model, tmp_path):
     assert vrnn.layer(retina, "retina").sizes["unit"] == 16 * 32 * 32
 
 
-def test_chunks_are_one_step_of_a_batch_capped_near_16mb():
+def test_chunks_are_one_step_of_a_batch_capped_near_2mib():
     spec = VarSpec("v1", "v1", 128 * 64 * 64, "float32", spatial=(128, 64, 64))
     b, t, u = spec.chunks(64, 10)
     assert b == 64 and t == 1
-    assert b * t * u * 4 <= CHUNK_BYTES * 1.01 and u * math.ceil(spec.n / u) >= spec.n
+    assert b * t * u * 4 <= LAYER_CHUNK_BYTES * 1.01 and u * math.ceil(spec.n / u) >= spec.n
     assert VarSpec("gap", "gap", 512, "float32").chunks(64, 10) == (64, 1, 512)
+    assert VarSpec("v1", "v1", 16384, "float32").chunks(64, 8) == (64, 1, 8192)     # 2 MiB: two chunks a step
     assert VarSpec("logits", None, 10, "float32").chunks(64, 10) == (64, 10, 10)   # all steps of a batch
 
 

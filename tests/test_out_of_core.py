@@ -55,6 +55,20 @@ def test_gram_block_size_bounds_the_blocks(monkeypatch):
                                    core.rdms(x, method), rtol=0, atol=1e-12)
 
 
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=12), st.integers(1, 50))
+def test_unit_blocks_cover_the_units_and_keep_chunks_whole(chunks, width):
+    blocks = rsa.unit_blocks(chunks, width)
+    edges = np.cumsum([0] + chunks)
+    assert blocks[0][0] == 0 and blocks[-1][1] == edges[-1]
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:])) and all(lo < hi for lo, hi in blocks)
+    for lo, hi in blocks:
+        inside = [(a, b) for a, b in zip(edges[:-1], edges[1:]) if a < hi and b > lo]
+        if hi - lo > width:
+            pytest.fail(f"block {lo}-{hi} wider than {width}")
+        if len(inside) > 1 or (inside[0][1] - inside[0][0]) <= width:
+            assert all(lo <= a and b <= hi for a, b in inside), (chunks, width, blocks)   # whole chunks only
+
+
 @pytest.fixture(scope="module")
 def acts(model, stim, tmp_path_factory):
     path = tmp_path_factory.mktemp("ooc") / "acts.nc"

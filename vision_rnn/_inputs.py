@@ -17,8 +17,7 @@ import os
 
 import numpy as np
 
-from ._writer import WriteFailed
-from .errors import StimuliError
+from .errors import WriteFailed
 from .stimuli import SCAN_ALL_BELOW, unreadable
 
 SOURCE = np.dtype([("index", "<i8"), ("size", "<i8"), ("mtime_ns", "<i8"), ("hash", "<u8")])
@@ -31,14 +30,6 @@ def file_hash(path) -> int:
         for block in iter(lambda: fh.read(2**20), b""):
             h.update(block)
     return int.from_bytes(h.digest(), "little")
-
-
-class BadImages(StimuliError):
-    """Images that only a full decode shows to be unreadable; ``found``: {index: reason}."""
-
-    def __init__(self, message: str, found: dict | None = None):
-        super().__init__(message)
-        self.found = found or {}
 
 
 def scan_all(stim, found: dict, size: int) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _locks, store
-from .errors import StoreError
+from .errors import WriteFailed
 
 SLOTS = 3
 
@@ -31,14 +31,6 @@ SLOTS = 3
 def sources_path(partial: Path) -> Path:
     """``<out>.partial.sources``: size, mtime and hash of each image file already written."""
     return partial.with_name(partial.name + ".sources")
-
-
-class WriteFailed(StoreError):
-    """The writer could not write a batch; ``fix``: what the user can do."""
-
-    def __init__(self, message: str, fix: str):
-        super().__init__(message)
-        self.fix = fix
 
 
 def slot_views(buf, offset0: int, layout) -> dict:

@@ -22,6 +22,22 @@ class StoreError(VRNNError):
     """An activation file that is missing, foreign, incomplete or mismatched."""
 
 
+class BadImages(StimuliError):
+    """Images that only a full decode shows to be unreadable; ``found``: {index: reason}."""
+
+    def __init__(self, message: str, found: dict | None = None):
+        super().__init__(message)
+        self.found = found or {}
+
+
+class WriteFailed(StoreError):
+    """The writer could not write a batch; ``fix``: what the user can do."""
+
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.fix = fix
+
+
 class DataError(VRNNError):
     """Training data or recordings with the wrong layout."""
 

@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from . import _locks, atomic, store
-from ._inputs import SOURCE, BadImages, batches, decoded, file_hash, scan_all
-from ._writer import WriteFailed, Writer, slot_views, sources_path
+from ._inputs import SOURCE, batches, decoded, file_hash, scan_all
+from ._writer import Writer, slot_views, sources_path
 from ._zarr import is_zarr
 from ._zarr import require as _zarr_check
-from .errors import StoreError, VRNNError
+from .errors import BadImages, StoreError, VRNNError, WriteFailed
 from .stimuli import unreadable
 
 

@@ -33,6 +33,7 @@ from ._handles import check_not_open, is_open  # noqa: F401  (part of the store'
 from .errors import StoreError
 
 CHUNK_BYTES = 16 * 2**20
+LAYER_CHUNK_BYTES = 2 * 2**20     # a layer's chunk: one batch at one step, units split to stay under this
 COMPRESSIONS = ("zstd", "zlib", "none")
 # attrs that must agree for --resume to continue a .partial
 PROVENANCE = ("model", "model_config", "weights_sha256", "seed", "stimuli_fingerprint", "layers",
@@ -114,8 +115,8 @@ class VarSpec:
         return "float32"
 
     def chunks(self, batch_size: int, timesteps: int) -> tuple:
-        """A layer's chunk is one batch of stimuli at one step, units split to stay under 16 MB;
-        the logits' chunk is one batch at every step.
+        """A layer's chunk is one batch of stimuli at one step, units split to stay under 2 MiB;
+        the logits' chunk is one batch at every step (under 16 MiB).
 
         One step per chunk lets the readers that go step by step (RDMs over time, and the
         comparison's Gram accumulation over blocks of units, for layers larger than memory)
@@ -125,7 +126,8 @@ class VarSpec:
         """
         item = np.dtype(self.stored).itemsize
         steps = timesteps if self.group is None else 1
-        splits = max(1, math.ceil(batch_size * steps * self.n * item / CHUNK_BYTES))
+        cap = CHUNK_BYTES if self.group is None else LAYER_CHUNK_BYTES
+        splits = max(1, math.ceil(batch_size * steps * self.n * item / cap))
         return (batch_size, steps, math.ceil(self.n / splits))
 
 

@@ -81,9 +81,11 @@ def active_client():
         return None
 
 
-def _block_pass(block, w, n_t: int):
+def _block_pass(block, w, n_t: int, units=None):
     """Scores, squared norms and squared step distances of one block (s, time, u), summed over its units
-    in slices of :data:`SLICE_BYTES` of float64."""
+    in slices of :data:`SLICE_BYTES` of float64; ``units`` = (lo, hi) selects the block's columns of ``w``."""
+    if w is not None and units is not None:
+        w = w[:, units[0]:units[1]]
     k = 0 if w is None else w.shape[0]
     n_s = block.shape[0]
     scores, norm2, step2 = np.zeros((n_s, n_t, k)), np.zeros((n_s, n_t)), np.zeros((n_s, max(n_t - 1, 0)))
@@ -133,8 +135,9 @@ def layer_pass(act, w=None, progress=False):
 
         s_edges, u_edges = block_edges(act)
         spans, tasks = [], []
+        weight = None if w is None else dask.delayed(w)       # sent to the workers once, not per block
         for lo, hi in zip(s_edges[:-1], s_edges[1:]):
-            parts = [dask.delayed(_block_pass)(act.data[lo:hi, :, ulo:uhi], None if w is None else w[:, ulo:uhi], n_t)
+            parts = [dask.delayed(_block_pass)(act.data[lo:hi, :, ulo:uhi], weight, n_t, (int(ulo), int(uhi)))
                      for ulo, uhi in zip(u_edges[:-1], u_edges[1:])]
             spans.append((lo, hi))
             tasks.append(dask.delayed(_add_blocks)(parts))

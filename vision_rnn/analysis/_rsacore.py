@@ -68,12 +68,24 @@ def rdms(x: np.ndarray, method: str, dtype=np.float64) -> np.ndarray:
     return d
 
 
+SLICE_BYTES = 8 * 2**20      # float64 bytes converted at once by :func:`moments`
+
+
 def moments(block: np.ndarray) -> tuple:
-    """(features, mean, centred Gram) of a block of features (..., n, b), float64."""
-    x = np.asarray(block, dtype=np.float64)
-    mean = x.mean(axis=-1)
-    x -= mean[..., None]
-    return x.shape[-1], mean, np.matmul(x, np.swapaxes(x, -1, -2))
+    """(features, mean, centred Gram) of a block of features (..., n, b), float64.
+
+    The block is converted to float64 a slice of features at a time (about
+    :data:`SLICE_BYTES`), the slices added with :func:`add_moments`."""
+    block = np.asarray(block)
+    width = max(1, SLICE_BYTES // max(1, 8 * block[..., :1].size))
+    total = None
+    for lo in range(0, block.shape[-1], width):
+        x = np.array(block[..., lo:lo + width], dtype=np.float64)
+        mean = x.mean(axis=-1)
+        x -= mean[..., None]
+        part = (x.shape[-1], mean, np.matmul(x, np.swapaxes(x, -1, -2)))
+        total = part if total is None else add_moments(total, part)
+    return total
 
 
 def add_moments(a: tuple, b: tuple) -> tuple:
@@ -131,18 +143,26 @@ def condensed(square: np.ndarray) -> np.ndarray:
 
 
 def transform(v: np.ndarray, method: str) -> np.ndarray:
-    """Per-vector transform so that ``transform(a) @ transform(b).T`` is rsatoolbox's compare."""
-    v = np.asarray(v, dtype=np.float64)
-    if method in ("spearman", "rho-a"):
-        v = rankdata(v, axis=-1)
+    """Per-vector transform so that ``transform(a) @ transform(b).T`` is rsatoolbox's compare.
+
+    Computed into one new array, a vector at a time for the ranks, so a stack of large
+    RDMs costs one copy of itself; ``v`` is not modified."""
+    v = np.asarray(v)
+    out = np.empty(v.shape, dtype=np.float64)
+    rows, flat = v.reshape(-1, v.shape[-1]), out.reshape(-1, v.shape[-1])
+    for i in range(rows.shape[0]):
+        flat[i] = rankdata(rows[i]) if method in ("spearman", "rho-a") else rows[i]
     if method in ("spearman", "corr", "rho-a"):
-        v = v - v.mean(axis=-1, keepdims=True)
+        out -= out.mean(axis=-1, keepdims=True)
     if method == "rho-a":
-        n = v.shape[-1]
-        return v * np.sqrt(12.0 / (n ** 3 - n))
-    norm = np.sqrt(np.einsum("...i,...i->...", v, v))[..., None]
+        n = out.shape[-1]
+        out *= np.sqrt(12.0 / (n ** 3 - n))
+        return out
+    norm = np.sqrt(np.einsum("...i,...i->...", out, out))[..., None]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(norm > 0, v / np.where(norm > 0, norm, 1.0), 0.0)
+        out /= np.where(norm > 0, norm, 1.0)
+    out[~(norm[..., 0] > 0)] = 0.0
+    return out
 
 
 def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:

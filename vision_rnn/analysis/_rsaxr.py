@@ -42,6 +42,9 @@ def _square_in_order(da: xr.DataArray, index) -> xr.DataArray:
     """Rows and columns ``index`` (positions along stimulus), stimulus_ put in stimulus order."""
     if "stimulus_" in da.coords and not np.array_equal(da["stimulus_"].values, da["stimulus"].values):
         da = da.sel(stimulus_=da["stimulus"].values)
+    index = np.asarray(index)
+    if np.array_equal(index, np.arange(da.sizes["stimulus"])):
+        return da                                      # already in order: no copy of a large RDM stack
     return da.isel(stimulus=index, stimulus_=index)
 
 

@@ -20,6 +20,14 @@ applies it to the held-out ones, ``reduce="random"`` uses a seeded Gaussian
 random projection to ``n_components`` dimensions (the same projection for every
 fold; it depends on no data).
 
+Memory: a step's rows are read a block of units at a time. When the layer has at
+least as many units as stimuli (the usual case for a convolutional layer), the
+PCA is computed from the Gram matrix of the rows (stimulus x stimulus, float64,
+units centred; :func:`pca_from_gram`) and the random projection is accumulated
+block by block, so memory grows with the stimuli, not the units; the steps run
+on as many threads as cores. Otherwise (more stimuli than units) the step's rows
+are read whole in float32 and reduced by scikit-learn.
+
 Where the recording has a ``repetition`` dim, each neuroid's reliability at
 each time bin is the split-half correlation of its repetition-averaged
 responses over stimuli, Spearman-Brown corrected (``2 r / (1 + r)``), the
@@ -163,23 +171,21 @@ def _reducer(reduce: str, n_features: int, max_features: int, n_components: int 
 
 
 NEUROID_CHUNK = 256          # targets fitted together by one RidgeCV
+SLICE_BYTES = 8 * 2**20      # float64 bytes of units converted at once
+EIG_TOL = 1e-9               # principal components with variance below this share of the largest are dropped
 
 
-def _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed):
+def _ridge_scores(features, y, folds, alphas):
     """Held-out Pearson r of every target in every fold and the penalty each fold chose (fold, target).
 
-    ``x`` (stimulus, unit) float32; the reduction is fitted once per fold, the ridge models on
-    :data:`NEUROID_CHUNK` targets at a time."""
+    ``features(train, test)`` gives the fold's (training, held-out) feature rows; the ridge
+    models are fitted on :data:`NEUROID_CHUNK` targets at a time."""
     from sklearn.linear_model import RidgeCV
 
     scores = np.empty((len(folds), y.shape[1]))
     chosen = np.empty((len(folds), y.shape[1]))
     for f, (train, test) in enumerate(folds):
-        x_train, x_test = x[train], x[test]
-        red = _reducer(reduce, x.shape[1], max_features, n_components, len(train), seed)
-        if red is not None:
-            x_train = red.fit_transform(x_train)
-            x_test = red.transform(x_test)
+        x_train, x_test = features(train, test)
         for lo in range(0, y.shape[1], NEUROID_CHUNK):
             cols = slice(lo, lo + NEUROID_CHUNK)
             model = RidgeCV(alphas=alphas, alpha_per_target=True).fit(x_train, y[train, cols])
@@ -188,10 +194,110 @@ def _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed):
     return scores, chosen
 
 
-def _step_scores(step, y, folds, alphas, reduce, max_features, n_components, seed):
-    """(r, alpha) over targets for one model step: the step's rows read here, in float32."""
+def _column_blocks(data):
+    """Blocks (stimulus, units) of a step's rows ``data`` (numpy or dask), whole storage chunks
+    of at most :data:`~vision_rnn.analysis.rsa.GRAM_BLOCK_BYTES` each, read one at a time."""
+    from .rsa import GRAM_BLOCK_BYTES, unit_blocks
+
+    n, p = data.shape
+    chunks = data.chunks[-1] if getattr(data, "chunks", None) is not None else (p,)
+    width = max(1, GRAM_BLOCK_BYTES // max(1, data.dtype.itemsize * n))
+    for lo, hi in unit_blocks(chunks, width):
+        block = data[:, lo:hi]
+        yield lo, hi, np.asarray(block.compute(scheduler="sync") if hasattr(block, "compute") else block)
+
+
+def _float64_slices(block):
+    """``block`` (n, units) in float64, a slice of about :data:`SLICE_BYTES` at a time: (start, slice)."""
+    width = max(1, SLICE_BYTES // (8 * max(1, block.shape[0])))
+    for lo in range(0, block.shape[1], width):
+        yield lo, np.array(block[:, lo:lo + width], dtype=np.float64)
+
+
+def centred_gram(data) -> np.ndarray:
+    """The Gram matrix (n, n), float64, of a step's rows ``data`` (stimulus, unit) with every unit
+    centred over the stimuli, accumulated over blocks of units: memory n x n, whatever the units."""
+    n = data.shape[0]
+    gram = np.zeros((n, n))
+    for _, _, block in _column_blocks(data):
+        for _, x in _float64_slices(block):
+            x -= x.mean(axis=0)
+            gram += x @ x.T
+    return gram
+
+
+def pca_from_gram(gram: np.ndarray, train, test, k: int) -> tuple:
+    """PCA fitted on the ``train`` rows, from the Gram matrix of all rows: the (training, held-out)
+    scores on the first ``k`` principal components.
+
+    With the training rows centred by their mean, ``Xc = U S V'``: the training scores are
+    ``U S`` and a held-out row ``x`` scores ``(x - mean) Xc' U / S``; both need only inner
+    products of rows. Components with a variance below :data:`EIG_TOL` of the largest
+    (numerically zero) are dropped: their training scores are zero, so a ridge gives them no weight.
+    Equal to :class:`sklearn.decomposition.PCA` on the training rows up to each component's sign."""
+    k_tt = gram[np.ix_(train, train)]
+    k_st = gram[np.ix_(test, train)]
+    row = k_tt.mean(axis=0)
+    grand = row.mean()
+    k_tt -= row[:, None]
+    k_tt -= row[None, :]
+    k_tt += grand
+    k_st -= k_st.mean(axis=1, keepdims=True)
+    k_st -= row[None, :]
+    k_st += grand
+    lam, u = np.linalg.eigh(k_tt)
+    lam, u = lam[::-1], u[:, ::-1]
+    keep = min(int(k), int((lam > lam[0] * EIG_TOL).sum())) if lam[0] > 0 else 0
+    if keep == 0:                                   # a constant layer: nothing to predict with
+        return np.zeros((len(train), 1)), np.zeros((len(test), 1))
+    s = np.sqrt(lam[:keep])
+    u = u[:, :keep]
+    return u * s, (k_st @ u) / s
+
+
+def projected(data, components: np.ndarray) -> np.ndarray:
+    """``data @ components.T`` (stimulus, k) in float64, accumulated over blocks of units."""
+    out = np.zeros((data.shape[0], components.shape[0]))
+    for lo, _, block in _column_blocks(data):
+        for a, x in _float64_slices(block):
+            out += x @ components[:, lo + a:lo + a + x.shape[1]].T.astype(np.float64)
+    return out
+
+
+def _step_features(step, folds, reduce, max_features, n_components, seed):
+    """``features(train, test)`` for one model step (stimulus, unit), reading its rows here.
+
+    A layer wider than ``max_features`` with no more stimuli than units (the usual case) is
+    read a block of units at a time into its Gram matrix (``pca``) or its projection
+    (``random``): memory grows with the stimuli, not the units. Otherwise the rows are read
+    whole in float32 and reduced inside each fold by scikit-learn."""
+    data = step.data
+    n, p = data.shape
+    k = int(n_components or max_features)
+    if p > max_features and reduce == "pca" and n <= p:
+        gram = centred_gram(data)
+        return lambda train, test: pca_from_gram(gram, train, test, min(k, len(train)))
+    if p > max_features and reduce == "random":
+        from sklearn.random_projection import GaussianRandomProjection
+
+        rp = GaussianRandomProjection(n_components=k, random_state=seed).fit(np.zeros((2, p), np.float32))
+        z = projected(data, rp.components_)
+        return lambda train, test: (z[train], z[test])
     x = np.asarray(step.values, dtype=np.float32)
-    scores, chosen = _fold_scores(x, y, folds, alphas, reduce, max_features, n_components, seed)
+
+    def features(train, test):
+        x_train, x_test = x[train], x[test]
+        red = _reducer(reduce, p, max_features, n_components, len(train), seed)
+        if red is None:
+            return x_train, x_test
+        return red.fit_transform(x_train), red.transform(x_test)
+    return features
+
+
+def _step_scores(step, y, folds, alphas, reduce, max_features, n_components, seed):
+    """(r, alpha) over targets for one model step."""
+    features = _step_features(step, folds, reduce, max_features, n_components, seed)
+    scores, chosen = _ridge_scores(features, y, folds, alphas)
     return scores.mean(axis=0), np.exp(np.log(chosen).mean(axis=0))
 
 
@@ -298,7 +404,7 @@ def _mean_responses(rec):
 
 def _all_steps(layer, fit: dict, progress: bool):
     """(r, alpha) (step, target) of every step; the steps run on a pool of threads, each reading its
-    own step's rows (float32), so memory holds a few steps, never the whole layer in float64."""
+    own step's rows (:func:`_step_features`), never the whole layer at once."""
     from tqdm.auto import tqdm
 
     n_steps = layer.sizes["time"]

@@ -84,9 +84,12 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     da = da.transpose(*lead, "stimulus", feat)
     if da.chunks is not None and over in lead:
         bounds = np.cumsum((0,) + da.chunksizes[over])
-        parts = [gram_rdms(da.isel({over: slice(a, b)}).data, method, dtype)
-                 for a, b in zip(bounds[:-1], bounds[1:])]
-        values = np.concatenate(parts, axis=lead.index(over))
+        axis = lead.index(over)
+        n = da.sizes["stimulus"]
+        values = np.empty([da.sizes[d] for d in lead] + [n, n], dtype=dtype)
+        for a, b in zip(bounds[:-1], bounds[1:]):            # filled in place: no second copy of the RDMs
+            index = (slice(None),) * axis + (slice(int(a), int(b)),)
+            values[index] = gram_rdms(da.isel({over: slice(a, b)}).data, method, dtype)
     elif da.chunks is not None:
         values = gram_rdms(da.data, method, dtype)
     else:
@@ -99,33 +102,58 @@ def rdm(da: xr.DataArray, method: str = "correlation", over: str | None = "time"
     return out
 
 
-GRAM_BLOCK_BYTES = 16 * 2**20      # float64 bytes of one block of units in the Gram accumulation
+GRAM_BLOCK_BYTES = 32 * 2**20     # bytes of one block of units read at once in the Gram accumulation
+
+
+def unit_blocks(chunks, width: int) -> list:
+    """(start, stop) blocks of features: whole storage chunks (``chunks``, their sizes) joined while
+    they fit in ``width`` features, a chunk wider than ``width`` cut into pieces of ``width``."""
+    out, lo, hi = [], 0, 0
+    for size in chunks:
+        if hi > lo and hi + size - lo > width:
+            out.append((lo, hi))
+            lo = hi
+        if size > width:
+            out += [(a, min(a + width, hi + size)) for a in range(hi, hi + size, width)]
+            lo = hi = hi + size
+            continue
+        hi += size
+    if hi > lo:
+        out.append((lo, hi))
+    return out
 
 
 def gram_rdms(x, method: str, dtype="float64") -> np.ndarray:
     """RDMs (..., n, n) of a dask array ``x`` (..., n stimuli, p features), larger than memory if need be.
 
-    The patterns' Gram matrix is accumulated in float64 over blocks of features (about
-    :data:`GRAM_BLOCK_BYTES` each): each block gives its features' count, the patterns'
-    means and their centred Gram matrix, and blocks are added pairwise with the stable
+    The features are read a block at a time (whole storage chunks, about
+    :data:`GRAM_BLOCK_BYTES` of them); each block gives its features' count, the patterns' means
+    and their centred Gram matrix in float64, and blocks are added with the stable pairwise
     update of :func:`~vision_rnn.analysis._rsacore.add_moments`; correlation, cosine and
-    euclidean follow (:func:`~vision_rnn.analysis._rsacore.rdms_from_moments`). The blocks
-    are dask tasks: with an active ``dask.distributed`` client they run on its workers, else
-    on local threads, each storage chunk read once. Memory: a few blocks and (..., n, n)
-    matrices, whatever the number of features.
+    euclidean follow (:func:`~vision_rnn.analysis._rsacore.rdms_from_moments`). Memory: one
+    block and a few (..., n, n) matrices, whatever the number of features; every storage
+    chunk is read once. With an active ``dask.distributed`` client the blocks are read and
+    reduced on its workers (a balanced tree of pairwise sums), else here, one after another.
     """
     import dask
 
+    from ._chunks import active_client
+
     *lead, n, p = x.shape
-    per_unit = 8 * n * int(np.prod(lead, dtype=np.int64))
-    block = int(max(1, min(p, GRAM_BLOCK_BYTES // max(per_unit, 1))))
-    x = x.rechunk({**{i: -1 for i in range(x.ndim - 1)}, x.ndim - 1: block})
-    parts = [dask.delayed(core.moments)(b) for b in x.to_delayed().ravel()]
-    while len(parts) > 1:                                        # a balanced tree of pairwise sums
-        parts = [dask.delayed(core.add_moments)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
-            (parts[-1:] if len(parts) % 2 else [])
-    n_feat, mean, centred = dask.compute(parts[0])[0]
-    return core.rdms_from_moments(n_feat, mean, centred, method).astype(dtype, copy=False)
+    per_unit = max(1, x.dtype.itemsize * n * int(np.prod(lead, dtype=np.int64)))
+    blocks = unit_blocks(x.chunks[-1], max(1, GRAM_BLOCK_BYTES // per_unit))
+    if active_client() is not None:
+        parts = [dask.delayed(core.moments)(x[..., lo:hi]) for lo, hi in blocks]
+        while len(parts) > 1:
+            parts = [dask.delayed(core.add_moments)(a, b) for a, b in zip(parts[::2], parts[1::2])] + \
+                (parts[-1:] if len(parts) % 2 else [])
+        total = dask.compute(parts[0])[0]
+    else:
+        total = None
+        for lo, hi in blocks:
+            part = core.moments(x[..., lo:hi].compute(scheduler="sync"))   # one thread: no stray malloc arenas
+            total = part if total is None else core.add_moments(total, part)
+    return core.rdms_from_moments(*total, method).astype(dtype, copy=False)
 
 
 # -- comparisons -----------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import CompareError
+from ..analysis._chunks import small_chunk_cache
 from ..store import open_activations, refuse_damaged
 from .result import Comparison
 
@@ -150,7 +151,8 @@ def run_comparison(acts, recording, *, layers=None, rdm_method: str = "correlati
                 seed=seed, progress=progress)
     if isinstance(acts, xr.DataTree):
         return _run(acts, str(acts.attrs.get("model", "activations")), recording, layers=layers, **opts)
-    tree = open_activations(acts)
+    with small_chunk_cache():              # each chunk is read once: HDF5's cache would only add memory
+        tree = open_activations(acts)
     try:
         with refuse_damaged(acts):
             return _run(tree, str(acts), recording, layers=layers, **opts)
