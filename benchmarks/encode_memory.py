@@ -24,7 +24,6 @@ import platform
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from _results import write_section
@@ -46,7 +45,6 @@ rec = xr.DataArray(rng.normal(size=(len(ids), 3, 2, {neuroids})), dims=("stimulu
                    coords={{"stimulus": ids, "time": [50.0, 100.0]}}, name="response")
 """
 ENCODE = """
-import time
 t0 = time.perf_counter()
 ds = encode(vrnn.layer(tree, "v1").isel(stimulus=rows), rec)
 print("WALL", time.perf_counter() - t0)
