@@ -29,7 +29,7 @@ def fit_titles(fig, margin: float = 3.0):
     that is wider than the figure; this measures every title as drawn (after
     layout) and rewraps the lines that would be cut at the left or right edge.
     Returns ``fig``. Every figure function of :mod:`vision_rnn.plotting` and
-    :mod:`vision_rnn.plotting_compare` ends with it.
+    :mod:`vision_rnn.compare.figures` ends with it.
     """
     import textwrap
 
