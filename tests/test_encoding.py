@@ -192,6 +192,16 @@ def test_pca_from_the_gram_matrix_is_scikit_learns_pca_on_the_training_rows(n, p
     assert np.abs(ref_train[:, keep:]).max(initial=0) <= 1e-3 * scale
 
 
+@pytest.mark.parametrize("units,reduce", [(400, "pca"), (400, "random"), (20, "pca")])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_activations_are_refused_naming_the_step(units, reduce, bad):
+    model, rec, _ = planted(n=60, units=units)
+    x = model.values.copy()
+    x[7, 1, 3] = bad
+    with pytest.raises(VRNNError, match=r"layer it has NaN or infinite activations at step 1"):
+        encode(model.copy(data=x), rec, max_features=50, reduce=reduce)
+
+
 def test_a_constant_layer_gives_zero_features():
     from vision_rnn.analysis.encoding import centred_gram, pca_from_gram
 

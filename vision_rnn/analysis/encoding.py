@@ -219,10 +219,11 @@ def centred_gram(data) -> np.ndarray:
     centred over the stimuli, accumulated over blocks of units: memory n x n, whatever the units."""
     n = data.shape[0]
     gram = np.zeros((n, n))
-    for _, _, block in _column_blocks(data):
-        for _, x in _float64_slices(block):
-            x -= x.mean(axis=0)
-            gram += x @ x.T
+    with np.errstate(invalid="ignore", over="ignore"):           # non-finite rows are refused by the caller
+        for _, _, block in _column_blocks(data):
+            for _, x in _float64_slices(block):
+                x -= x.mean(axis=0)
+                gram += x @ x.T
     return gram
 
 
@@ -258,9 +259,10 @@ def pca_from_gram(gram: np.ndarray, train, test, k: int) -> tuple:
 def projected(data, components: np.ndarray) -> np.ndarray:
     """``data @ components.T`` (stimulus, k) in float64, accumulated over blocks of units."""
     out = np.zeros((data.shape[0], components.shape[0]))
-    for lo, _, block in _column_blocks(data):
-        for a, x in _float64_slices(block):
-            out += x @ components[:, lo + a:lo + a + x.shape[1]].T.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for lo, _, block in _column_blocks(data):
+            for a, x in _float64_slices(block):
+                out += x @ components[:, lo + a:lo + a + x.shape[1]].T.astype(np.float64)
     return out
 
 
@@ -275,15 +277,15 @@ def _step_features(step, folds, reduce, max_features, n_components, seed):
     n, p = data.shape
     k = int(n_components or max_features)
     if p > max_features and reduce == "pca" and n <= p:
-        gram = centred_gram(data)
+        gram = _finite(centred_gram(data), step)
         return lambda train, test: pca_from_gram(gram, train, test, min(k, len(train)))
     if p > max_features and reduce == "random":
         from sklearn.random_projection import GaussianRandomProjection
 
         rp = GaussianRandomProjection(n_components=k, random_state=seed).fit(np.zeros((2, p), np.float32))
-        z = projected(data, rp.components_)
+        z = _finite(projected(data, rp.components_), step)
         return lambda train, test: (z[train], z[test])
-    x = np.asarray(step.values, dtype=np.float32)
+    x = _finite(np.asarray(step.values, dtype=np.float32), step)
 
     def features(train, test):
         x_train, x_test = x[train], x[test]
@@ -292,6 +294,15 @@ def _step_features(step, folds, reduce, max_features, n_components, seed):
             return x_train, x_test
         return red.fit_transform(x_train), red.transform(x_test)
     return features
+
+
+def _finite(values: np.ndarray, step) -> np.ndarray:
+    """``values`` computed from a step's rows; EncodingError if the rows hold NaN or infinite activations."""
+    if not np.isfinite(values).all():
+        when = step["time"].item() if "time" in step.coords else "?"
+        raise EncodingError(f"encode: layer {step.name or ''!s} has NaN or infinite activations at step {when} "
+                            "on the shared stimuli; drop those stimuli or units first")
+    return values
 
 
 def _step_scores(step, y, folds, alphas, reduce, max_features, n_components, seed):
