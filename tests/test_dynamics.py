@@ -23,12 +23,12 @@ def act_of(a, ids=None):
                         coords={"stimulus": ids, "time": np.arange(a.shape[1])})
 
 
-def stab_of(t_stable, categories=None):
+def stab_of(t_stable, categories=None, timesteps=5):
     n = len(t_stable)
     cats = categories if categories is not None else ["stable-correct"] * n
     return xr.Dataset({"category": ("stimulus", cats), "t_stable": ("stimulus", np.asarray(t_stable))},
                       coords={"stimulus": [f"s{i}" for i in range(n)], "label": ("stimulus", np.zeros(n, int))},
-                      attrs={"timesteps": 5})
+                      attrs={"timesteps": timesteps})
 
 
 def test_l2_norm_recovers_planted_norms():
@@ -78,9 +78,24 @@ def test_drift_by_settling_averages_planted_steps_per_group():
     stab = stab_of(np.r_[ts, 0, 0], cats + ["stable-incorrect"] * 2)
     drift = drift_by_settling(act_of(a), stab)
     assert drift.dims == ("t_stable", "time")
-    assert drift["t_stable"].values.tolist() == [0, 1, 2] and drift["count"].values.tolist() == [150, 4, 3]
-    expected = np.where(np.arange(3)[:, None] == np.arange(4)[None, :], 4.0, 1.0)
+    # every group 0 .. T-2 with stimuli, the one under 1% too, marked as after the cutoff
+    assert drift["t_stable"].values.tolist() == [0, 1, 2, 3] and drift["n"].values.tolist() == [150, 4, 3, 1]
+    assert drift["before_cutoff"].values.tolist() == [True, True, True, False] and drift.attrs["cutoff"] == 3
+    expected = np.where(np.arange(4)[:, None] == np.arange(4)[None, :], 4.0, 1.0)
     np.testing.assert_allclose(drift.values, expected, rtol=1e-12)
+
+
+def test_drift_has_every_settling_group_with_stimuli_and_only_those():
+    rng = np.random.default_rng(4)
+    # T = 6: groups 0..4 can drift; 1 and 3 are empty, 5 (settled at the last step) has no group
+    ts = np.array([0] * 10 + [2] * 3 + [4] * 2 + [5] * 4)
+    a = rng.normal(size=(ts.size, 6, 5))
+    drift = drift_by_settling(act_of(a), stab_of(ts, ["stable-correct"] * ts.size, timesteps=6))
+    assert drift["t_stable"].values.tolist() == [0, 2, 4] and drift["n"].values.tolist() == [10, 3, 2]
+    assert drift["before_cutoff"].values.tolist() == [True, False, False]    # group 1 is empty: the cutoff
+    steps = np.linalg.norm(np.diff(a, axis=1), axis=-1)
+    for t in (0, 2, 4):
+        np.testing.assert_allclose(drift.sel(t_stable=t).values, steps[ts == t].mean(axis=0), rtol=1e-12)
 
 
 def test_norm_by_status_separates_already_correct_from_not_yet():

@@ -71,7 +71,10 @@ def test_summary_of_a_planted_network(planted):
     move = np.linalg.norm(GROUPS[1][2][1] - GROUPS[1][2][0])
     np.testing.assert_allclose(s["drift"].sel(t_stable=1).values[:3], [move, 0, 0], atol=1e-5)
     np.testing.assert_allclose(s["drift"].sel(t_stable=0).values[:3], 0, atol=1e-5)
+    move2 = np.linalg.norm(GROUPS[2][2][2] - GROUPS[2][2][1])
+    np.testing.assert_allclose(s["drift"].sel(t_stable=2).values[:3], [0, move2, 0], atol=1e-5)
     assert np.isnan(s["drift"].sel(t_stable=3)).all() and np.isnan(s["drift"].sel(time=3)).all()
+    assert s["before_cutoff"].values.tolist() == [True, True, True, False]
 
 
 def test_summary_is_json_ready_and_round_trips(planted):

@@ -217,11 +217,14 @@ def plot_drift(s):
     groups = [t for t in drift["t_stable"].values if np.isfinite(drift.sel(t_stable=t).values).any()]
     cmap = __import__("matplotlib").colormaps["viridis"]
     circles = False
+    kept = s["before_cutoff"] if "before_cutoff" in s.coords else None
     for i, t in enumerate(groups):
         y = drift.sel(t_stable=t).values[:-1]
         color = cmap(i / max(1, len(groups) - 1))
         n = int(s["t_stable_count"].sel(t_stable=t))
-        ax.plot(times[1:], y, "-", lw=2, color=color, label=f"t_stable = {t} (n={n})")
+        before = kept is None or bool(kept.sel(t_stable=t))
+        ax.plot(times[1:], y, "-" if before else "--", lw=2 if before else 1.4, color=color,
+                label=f"t_stable = {t} (n={n})" + ("" if before else ", after the 1% cutoff"))
         if t >= 1:
             ax.plot(t, y[t - 1], "o", ms=7, mfc="white", mec=color, mew=2)
             circles = True
@@ -236,7 +239,7 @@ def plot_drift(s):
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False,
                    title="stable-correct stimuli\nsettled at", title_fontsize=8)
     else:
-        ax.text(0.5, 0.5, "no t_stable group before the settling cutoff", transform=ax.transAxes,
+        ax.text(0.5, 0.5, "no stable-correct stimulus settles before the last step", transform=ax.transAxes,
                 ha="center", va="center", color="grey")
     ax.set_title(f"Representations keep moving after the prediction settles\n{_who(s)}", fontsize=10)
     return fit_titles(fig)

@@ -135,8 +135,10 @@ def _stable_correct(stab, func):
 def drift_by_settling(act, stab):
     """Mean step distance of stable-correct stimuli per t_stable group -> (t_stable, time).
 
-    Groups as :func:`settling_groups` (the notebook's 1 % rule); ``time`` is that
-    of :func:`step_distance` (the move from t to t+1).
+    Every group t_stable = 0 .. T-2 that has stimuli, as the notebook plots them
+    (cell 17); coordinate ``before_cutoff`` marks the groups the 1 % rule of
+    :func:`settling_groups` keeps (cell 18), the only ones the summary means use.
+    ``time`` is that of :func:`step_distance` (the move from t to t+1).
 
     Parameters
     ----------
@@ -149,8 +151,9 @@ def drift_by_settling(act, stab):
     Returns
     -------
     xarray.DataArray
-        ``drift`` (t_stable, time); coordinate ``count`` gives each group's size
-        and attribute ``cutoff`` that of :func:`settling_groups`.
+        ``drift`` (t_stable, time); coordinates ``n`` (the stable-correct stimuli
+        in each group) and ``before_cutoff`` (bool), attribute ``cutoff`` that of
+        :func:`settling_groups`.
 
     Examples
     --------
@@ -162,21 +165,24 @@ def drift_by_settling(act, stab):
     act = v.check_dims(act, ACT, "the activation", "drift_by_settling")
     act = v.align_to_stability(act, stab, "drift_by_settling")
     sc = _stable_correct(stab, "drift_by_settling")
-    groups = settling_groups(stab)
+    cutoff = settling_groups(stab).attrs["cutoff"]
     step = step_distance(act.isel(stimulus=np.flatnonzero(sc)))
-    return drift_from(step.values, stab["t_stable"].values[sc], groups, step["time"].values)
+    return drift_from(step.values, stab["t_stable"].values[sc], cutoff, step["time"].values)
 
 
-def drift_from(step, t_stable, groups, times):
-    """:func:`drift_by_settling` from step distances (n, T-1) of the stable-correct stimuli."""
+def drift_from(step, t_stable, cutoff: int, times):
+    """:func:`drift_by_settling` from step distances (n, T-1) of the stable-correct stimuli, their
+    ``t_stable`` and the 1 % rule's ``cutoff``: every group 0 .. T-2 with stimuli."""
     import xarray as xr
 
-    t_vals = groups["t_stable"].values
-    out = np.array([step[t_stable == t].mean(axis=0) for t in t_vals]).reshape(len(t_vals), len(times))
+    groups = [t for t in range(len(times)) if (t_stable == t).any()]
+    n = np.array([(t_stable == t).sum() for t in groups], dtype=np.int64)
+    out = np.array([step[t_stable == t].mean(axis=0) for t in groups]).reshape(len(groups), len(times))
     return xr.DataArray(out, dims=("t_stable", "time"),
-                        coords={"t_stable": t_vals, "time": times, "count": ("t_stable", groups.values)},
+                        coords={"t_stable": groups, "time": times, "n": ("t_stable", n),
+                                "before_cutoff": ("t_stable", np.array([t < cutoff for t in groups], dtype=bool))},
                         name="drift", attrs={"long_name": "mean distance moved to the next step",
-                                             "units": "activation units", "cutoff": groups.attrs["cutoff"]})
+                                             "units": "activation units", "cutoff": int(cutoff)})
 
 
 def mean_by_status(values, stab):

@@ -183,7 +183,8 @@ def summarize(m):
     xarray.Dataset
         Variables ``accuracy (time)``, ``category_share (category)`` (with
         ``count``), ``t_stable_count (t_stable)`` of stable-correct stimuli,
-        ``drift (t_stable, time)`` (groups of the 1 % rule, NaN elsewhere),
+        ``drift (t_stable, time)`` (every group 0 .. T-2 with stimuli, NaN for
+        the others; coordinate ``before_cutoff`` marks the groups of the 1 % rule),
         ``norm`` and ``peripherality (status, time)`` with their step means
         ``norm_mean`` and ``peripherality_mean (status)`` and the stimuli in each
         status at each step ``status_count (status, time)``, ``heading (target)``
@@ -218,9 +219,9 @@ def summarize(m):
         status[name] = mean_by_status_from(vals[sc], ts, times, name=name) if sc.any() else \
             xr.DataArray(np.full((2, n_t), np.nan), dims=("status", "time"),
                          coords={"status": list(STATUSES), "time": times})
-    if sc.any() and groups.size:
-        drift = drift_from(m["step"].values[sc][:, :-1], ts, groups, times[:-1])
-        drift = drift.drop_vars("count").reindex(t_stable=np.arange(n_t), time=times)
+    if sc.any():
+        drift = drift_from(m["step"].values[sc][:, :-1], ts, cutoff, times[:-1])
+        drift = drift.drop_vars(["n", "before_cutoff"]).reindex(t_stable=np.arange(n_t), time=times)
     else:
         drift = xr.DataArray(np.full((n_t, n_t), np.nan), dims=("t_stable", "time"),
                              coords={"t_stable": np.arange(n_t), "time": times})
@@ -240,7 +241,8 @@ def summarize(m):
                           if "count" in status["norm"].coords else np.zeros((2, n_t), dtype=np.int64)),
          "heading_over_time": head.drop_vars(["n_not_yet", "n_pairs"])},
         coords={"time": times, "category": list(CATEGORIES), "category_count": ("category", counts),
-                "t_stable": np.arange(n_t), "status": list(STATUSES), "target": ["eventual", "others"]})
+                "t_stable": np.arange(n_t), "before_cutoff": ("t_stable", np.arange(n_t) < cutoff),
+                "status": list(STATUSES), "target": ["eventual", "others"]})
     units = {"accuracy": "fraction", "category_share": "fraction", "t_stable_count": "stimuli",
              "drift": "activation units", "norm": "activation units", "norm_mean": "activation units",
              "peripherality": "cosine", "peripherality_mean": "cosine", "heading": "cosine",
