@@ -31,6 +31,7 @@ DOCUMENTED = [
     ("vision_rnn.analysis.dynamics", "step_distance"),
     ("vision_rnn.analysis.dynamics", "settling_groups"),
     ("vision_rnn.analysis.dynamics", "drift_by_settling"),
+    ("vision_rnn.analysis.dynamics", "settled_motion"),
     ("vision_rnn.analysis.dynamics", "mean_by_status"),
     ("vision_rnn.analysis.dynamics", "norm_by_status"),
     ("vision_rnn.analysis.summary", "readout_measures"),

@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 
 import vision_rnn as vrnn
-from vision_rnn.analysis import (drift_by_settling, l2_norm, mean_by_status, norm_by_status, settling_groups,
-                                 stability, step_distance)
+from vision_rnn.analysis import (drift_by_settling, l2_norm, mean_by_status, norm_by_status, settled_motion,
+                                 settling_groups, stability, step_distance)
 from vision_rnn.errors import AnalysisError
 
 from synthetic import write_activations
@@ -146,3 +146,58 @@ def test_lazy_file_gives_the_same_numbers_chunk_by_chunk(tmp_path):
     if (stab["category"] == "stable-correct").any():
         eager = norm_by_status(lazy.load(), stab)
         xr.testing.assert_allclose(norm_by_status(lazy, stab), eager)
+
+
+def orthogonal_path(r):
+    """x[s, t] = r[s, t] * e_t: norms r, and the move t -> t+1 is sqrt(r[t]^2 + r[t+1]^2)."""
+    n, n_t = r.shape
+    return r[..., None] * np.eye(n_t)[None]
+
+
+def test_settled_motion_of_planted_moves_after_settling():
+    ts = np.array([0, 0, 1, 2, 3])
+    cats = ["stable-correct"] * 5 + ["stable-incorrect"]
+    r = np.array([[1.0, 2, 3, 4, 5], [2, 2, 2, 2, 2], [1, 1, 4, 4, 4], [3, 1, 2, 2, 1], [1, 2, 3, 4, 5],
+                  [9, 9, 9, 9, 9]])
+    x = orthogonal_path(r)
+    x[1, 4] = x[1, 3]                                  # stimulus 1 stops before the last step
+    m = settled_motion(act_of(x), stab_of(np.r_[ts, 0], cats))
+    assert m["after"].values.tolist() == [1, 2, 3, 4]
+    move = np.sqrt(r[:, :-1] ** 2 + r[:, 1:] ** 2)
+    move[1, 3] = 0.0
+    # k steps after settling: stimuli with t_s + k <= 4
+    for k in range(1, 5):
+        ok = [s for s in range(5) if ts[s] + k <= 4]
+        assert m["n"].sel(after=k) == len(ok)
+        d = [move[s, ts[s] + k - 1] for s in ok]
+        rel = [move[s, ts[s] + k - 1] / r[s, ts[s] + k - 1] for s in ok]
+        np.testing.assert_allclose(m["distance"].sel(after=k), np.mean(d), rtol=1e-12)
+        np.testing.assert_allclose(m["relative"].sel(after=k), np.mean(rel), rtol=1e-12)
+    assert float(m["still_moving"]) == pytest.approx(4 / 5)     # all but stimulus 1; stable-incorrect ignored
+    assert m.attrs["n_stable_correct"] == 5
+    # k = 1 is the step distance at t_stable
+    sd = step_distance(act_of(x)).values
+    np.testing.assert_allclose(m["distance"].sel(after=1), np.mean([sd[s, ts[s]] for s in range(5)]), rtol=1e-12)
+
+
+def test_settled_motion_leaves_zero_norms_out_of_the_relative_mean():
+    r = np.array([[0.0, 2, 2], [1, 1, 1]])
+    m = settled_motion(act_of(orthogonal_path(r)), stab_of([0, 0], timesteps=3))
+    np.testing.assert_allclose(m["distance"].sel(after=1), (2 + np.sqrt(2)) / 2)
+    np.testing.assert_allclose(m["relative"].sel(after=1), np.sqrt(2))      # the zero norm left out
+
+
+def test_settled_motion_on_another_networks_activations_matched_by_id():
+    rng = np.random.default_rng(5)
+    ts = np.array([0, 1, 0, 2])
+    x = rng.normal(size=(4, 4, 6))
+    stab = stab_of(ts, timesteps=4)
+    own = settled_motion(act_of(x), stab)
+    twin = act_of(x).isel(stimulus=[2, 0, 3, 1])                       # the same stimuli in another order
+    xr.testing.assert_allclose(settled_motion(twin, stab), own)
+    with pytest.raises(AnalysisError, match="1 of the 4 stimuli of stab are not in the activation"):
+        settled_motion(act_of(x).isel(stimulus=[0, 1, 2]), stab)
+    with pytest.raises(AnalysisError, match="stab covers 5 steps but the activation has 4"):
+        settled_motion(act_of(x), stab_of(ts))
+    with pytest.raises(AnalysisError, match="no stimulus is stable-correct"):
+        settled_motion(act_of(x), stab_of(ts, ["stable-incorrect"] * 4, timesteps=4))

@@ -21,9 +21,10 @@ from ._chunks import layer_pass
 from .readout import st_array
 
 __all__ = ["STATUSES", "drift_by_settling", "l2_norm", "mean_by_status", "norm_by_status",
-           "settling_groups", "step_distance"]
+           "settled_motion", "settling_groups", "step_distance"]
 
 STATUSES = ("correct", "not_yet")
+STILL = 1e-3                 # a last step shorter than this share of the norm counts as having stopped
 ACT = ("stimulus", "time", "unit")
 
 
@@ -183,6 +184,88 @@ def drift_from(step, t_stable, cutoff: int, times):
                                 "before_cutoff": ("t_stable", np.array([t < cutoff for t in groups], dtype=bool))},
                         name="drift", attrs={"long_name": "mean distance moved to the next step",
                                              "units": "activation units", "cutoff": int(cutoff)})
+
+
+def settled_motion(act, stab):
+    """How far stable-correct representations keep moving after their prediction settled -> Dataset.
+
+    The paper's claim (1): representations keep evolving after the classification
+    is correct. For a stable-correct stimulus s settled at ``t_s`` (``t_stable``),
+    the move ``k`` steps after settling is ``||x_s[t_s + k] - x_s[t_s + k - 1]||``
+    (k = 1 is :func:`step_distance` at ``t_s``).
+
+    Parameters
+    ----------
+    act : xarray.DataArray
+        A layer's activations, dims (stimulus, time, unit); read one storage
+        chunk at a time. It may come from another network over the same
+        stimuli, matched by id (e.g. the random-weights twin, the notebook's
+        baseline), with the same number of steps.
+    stab : xarray.Dataset
+        The :func:`~vision_rnn.analysis.stability` of the network's predictions
+        over the same steps as ``act``.
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``after`` = k = 1 .. T-1, among the stable-correct stimuli with
+        ``t_s + k <= T-1``: ``distance`` (mean move), ``relative`` (mean of the move
+        over ``||x_s[t_s + k - 1]||``, stimuli with a zero norm there left out), ``n``
+        (those stimuli); and the scalar ``still_moving``: the fraction of
+        stable-correct stimuli whose last move ``||x[T-1] - x[T-2]||`` exceeds
+        :data:`STILL` times ``||x[T-2]||``. ``attrs['n_stable_correct']`` counts them.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> act = xr.DataArray([[[1.0], [2.0], [4.0]]], dims=("stimulus", "time", "unit"))
+    >>> stab = xr.Dataset({"category": ("stimulus", ["stable-correct"]), "t_stable": ("stimulus", [0])},
+    ...                   attrs={"timesteps": 3})
+    >>> m = settled_motion(act, stab)
+    >>> m["distance"].values.tolist(), m["relative"].values.tolist(), float(m["still_moving"])
+    ([1.0, 2.0], [1.0, 1.0], 1.0)
+    """
+    act = v.check_dims(act, ACT, "the activation", "settled_motion")
+    if "category" not in stab or "t_stable" not in stab:
+        raise AnalysisError("settled_motion: stab must be the Dataset returned by stability(logits)")
+    n_t = act.sizes["time"]
+    steps = stab.attrs.get("timesteps")
+    if steps is None or int(steps) != n_t:
+        raise AnalysisError(f"settled_motion: stab covers {steps} steps but the activation has {n_t}; "
+                            "compute stability over the activation's steps")
+    act = v.align_to_stability(act, stab, "settled_motion")
+    sc = _stable_correct(stab, "settled_motion")
+    _, norm, step = layer_pass(act.isel(stimulus=np.flatnonzero(sc)))
+    return settled_motion_from(step, norm, stab["t_stable"].values[sc])
+
+
+def settled_motion_from(step, norm, t_stable):
+    """:func:`settled_motion` from the step distances (n, T-1) and norms (n, T) of the
+    stable-correct stimuli and their ``t_stable``."""
+    import xarray as xr
+
+    n_t = norm.shape[1]
+    after = np.arange(1, n_t)
+    distance, relative = np.full(after.size, np.nan), np.full(after.size, np.nan)
+    count = np.zeros(after.size, dtype=np.int64)
+    for i, k in enumerate(after):
+        ok = np.flatnonzero(t_stable + k <= n_t - 1)
+        count[i] = ok.size
+        if not ok.size:
+            continue
+        move = step[ok, t_stable[ok] + k - 1]
+        base = norm[ok, t_stable[ok] + k - 1]
+        distance[i] = move.mean()
+        if (base > 0).any():
+            relative[i] = (move[base > 0] / base[base > 0]).mean()
+    still = float(np.mean(step[:, -1] > STILL * norm[:, -2])) if t_stable.size else np.nan
+    return xr.Dataset(
+        {"distance": ("after", distance, {"long_name": "mean move k steps after settling", "units": "activation units"}),
+         "relative": ("after", relative, {"long_name": "mean move over the norm before it", "units": "fraction"}),
+         "n": ("after", count, {"long_name": "stable-correct stimuli with t_stable + k <= T-1", "units": "stimuli"}),
+         "still_moving": ((), still, {"long_name": f"share whose last move exceeds {STILL:g} of the norm",
+                                      "units": "fraction"})},
+        coords={"after": after}, attrs={"n_stable_correct": int(t_stable.size)})
 
 
 def mean_by_status(values, stab):
