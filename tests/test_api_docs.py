@@ -26,6 +26,7 @@ DOCUMENTED = [
     ("vision_rnn.analysis.readout", "peripherality"),
     ("vision_rnn.analysis.readout", "heading"),
     ("vision_rnn.analysis.readout", "readout_dendrogram"),
+    ("vision_rnn.analysis.readout", "halting"),
     ("vision_rnn.analysis._fit", "fit_readout"),
     ("vision_rnn.analysis.dynamics", "l2_norm"),
     ("vision_rnn.analysis.dynamics", "step_distance"),

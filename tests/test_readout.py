@@ -3,10 +3,12 @@
 import numpy as np
 import pytest
 import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import vision_rnn as vrnn
-from vision_rnn.analysis import (CATEGORIES, accuracy, fit_readout, heading, peripherality, predictions,
-                                 readout_dendrogram, readout_zone, stability)
+from vision_rnn.analysis import (CATEGORIES, HALT_THRESHOLDS, accuracy, fit_readout, halting, heading, peripherality,
+                                 predictions, readout_dendrogram, readout_zone, stability)
 from vision_rnn.errors import AnalysisError, VRNNError
 
 from synthetic import settling_network
@@ -295,3 +297,89 @@ def test_predictions_equal_zones_pretrained(name, few_images, tmp_path):
         np.zeros((2, 64, 64, 3), dtype=np.uint8) + np.arange(2)[:, None, None, None] * 100)
     tree = vrnn.extract(model, stim, layers=["gap"], out=tmp_path / "a.nc")
     _check_zones_match(tree)
+
+
+# -- halting ------------------------------------------------------------------------------------
+def two_class(q, winner):
+    """Logits (stimulus, time, 2) whose softmax gives class ``winner`` probability ``q`` (> 0.5)."""
+    q, winner = np.asarray(q, float), np.asarray(winner)
+    logit = np.log(q / (1 - q))
+    x = np.zeros(q.shape + (2,))
+    x[..., 1] = np.where(winner == 1, logit, -logit)
+    return xr.DataArray(x, dims=("stimulus", "time", "class"), coords={"time": np.arange(q.shape[1])})
+
+
+def test_halting_of_planted_confidences():
+    # confidences of the winning class per step, and which class wins
+    q = np.array([[0.55, 0.75, 0.96],      # halts at 0 (0.5), 1 (0.6, 0.7), 2 (0.8, 0.9, 0.95), last (0.99)
+                  [0.995, 0.995, 0.995],   # always at step 0
+                  [0.65, 0.65, 0.65]])     # 0 up to 0.6, then never: the last step
+    winner = np.array([[0, 1, 1], [1, 1, 1], [0, 0, 1]])
+    labels = [1, 1, 0]
+    h = halting(two_class(q, winner), labels=labels)
+    assert h["threshold"].values.tolist() == list(HALT_THRESHOLDS)
+    steps = np.array([[0, 1, 1, 2, 2, 2, 2],
+                      [0, 0, 0, 0, 0, 0, 0],
+                      [0, 0, 2, 2, 2, 2, 2]])
+    pred = np.take_along_axis(winner, steps, axis=1)
+    np.testing.assert_allclose(h["mean_step"].values, steps.mean(axis=0))
+    np.testing.assert_allclose(h["accuracy"].values, (pred == np.array(labels)[:, None]).mean(axis=0))
+    np.testing.assert_allclose(h["accuracy_at_step"].values, [2 / 3, 1, 2 / 3])
+    xr.testing.assert_allclose(h["accuracy_at_step"].drop_vars("time"),
+                               accuracy(two_class(q, winner), labels=labels).drop_vars("time"))
+    assert h.attrs["n_stimuli"] == 3 and h.attrs["label_free"] == 0
+
+
+def test_halting_leaves_unlabelled_stimuli_out_and_is_label_free_without_labels():
+    q = np.array([[0.7, 0.9], [0.95, 0.95], [0.6, 0.99]])
+    winner = np.array([[0, 1], [1, 1], [1, 0]])
+    lg = two_class(q, winner)
+    h = halting(lg, labels=[1, -1, 0], thresholds=[0.8])
+    assert h.attrs["n_stimuli"] == 2
+    assert h["mean_step"].values.tolist() == [1.0] and h["accuracy"].values.tolist() == [1.0]
+    free = halting(lg, thresholds=[0.5, 0.8])                      # no labels: agreement with the last step
+    assert "accuracy" not in free and free.attrs["label_free"] == 1 and free.attrs["n_stimuli"] == 3
+    np.testing.assert_allclose(free["agreement"].values, [1 / 3, 1.0])
+    np.testing.assert_allclose(free["mean_step"].values, [0, 2 / 3])
+    np.testing.assert_allclose(free["agreement_at_step"].values, [1 / 3, 1.0])
+    xr.testing.assert_identical(halting(lg, labels=[-1, -1, -1], thresholds=[0.5, 0.8]), free)
+
+
+@pytest.mark.parametrize("bad", [[], [0.0], [1.5], [0.5, 0.5], [float("nan")], "high", None])
+def test_halting_refuses_thresholds_outside_0_1(bad):
+    with pytest.raises(AnalysisError, match=r"halting: thresholds=.* must be distinct softmax confidences in \(0, 1\]"):
+        halting(two_class(np.full((2, 2), 0.7), np.zeros((2, 2), int)), labels=[0, 1], thresholds=bad)
+
+
+def test_halting_refuses_infinite_logits():
+    lg = two_class(np.full((2, 2), 0.7), np.zeros((2, 2), int))
+    lg[0, 1, 0] = np.inf
+    with pytest.raises(AnalysisError, match="infinite"):
+        halting(lg, labels=[0, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 12), n_t=st.integers(1, 6), k=st.integers(2, 5), seed=st.integers(0, 2**16),
+       theta=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=5, unique=True))
+def test_halting_equals_a_loop_over_stimuli(n, n_t, k, seed, theta):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=3, size=(n, n_t, k)).round(1)             # rounding makes ties happen
+    labels = rng.integers(-1, k, n)
+    lg = xr.DataArray(x, dims=("stimulus", "time", "class"))
+    p = np.exp(x) / np.exp(x).sum(-1, keepdims=True)
+    acc, steps = [], []
+    for th in theta:
+        hits, hs = [], []
+        for s in range(n):
+            h = next((t for t in range(n_t) if p[s, t].max() >= th), n_t - 1)
+            target = labels[s] if (labels >= 0).any() else np.argmax(x[s, -1])
+            if (labels >= 0).any() and labels[s] < 0:
+                continue
+            hits.append(np.argmax(x[s, h]) == target)
+            hs.append(h)
+        acc.append(np.mean(hits))
+        steps.append(np.mean(hs))
+    h = halting(lg, labels=labels, thresholds=theta)
+    score = "accuracy" if (labels >= 0).any() else "agreement"
+    np.testing.assert_allclose(h[score].values, acc)
+    np.testing.assert_allclose(h["mean_step"].values, steps)

@@ -29,12 +29,13 @@ from . import _validate as v
 from ._chunks import layer_pass
 from ._fit import fit_readout
 
-__all__ = ["CATEGORIES", "accuracy", "fit_readout", "heading", "peripherality", "predictions",
-           "readout_dendrogram", "readout_zone", "stability"]
+__all__ = ["CATEGORIES", "HALT_THRESHOLDS", "accuracy", "fit_readout", "halting", "heading", "peripherality",
+           "predictions", "readout_dendrogram", "readout_zone", "stability"]
 
 CATEGORIES = ("stable-correct", "stable-incorrect", "unstable-correct", "unstable-incorrect")
 LOGITS = ("stimulus", "time", "class")
 ACT = ("stimulus", "time", "unit")
+HALT_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 # -- from the logits ---------------------------------------------------------------------------
@@ -191,6 +192,96 @@ def stability(logits, labels=None):
 
 
 # -- from a layer and a readout ------------------------------------------------------------------
+def halting(logits, labels=None, thresholds=HALT_THRESHOLDS):
+    """When could the network stop? Accuracy and mean steps of halting at a softmax confidence.
+
+    With ``p`` the softmax over classes at each step, stimulus s halts at
+    ``h_s(theta)``, the first step t (0-based) with ``max_c p[s, t, c] >= theta``,
+    else at the last step; its prediction is the argmax there (ties to the
+    lowest class index, as :func:`predictions`). Beyond the CCN23 paper: it
+    asks how much of the recurrent computation a confidence-based halting
+    policy would need.
+
+    Parameters
+    ----------
+    logits : xarray.DataArray
+        The network's output, dims (stimulus, time, class).
+    labels : array-like or xarray.DataArray, optional
+        Class index per stimulus, -1 if unknown; defaults to the ``label``
+        coordinate of ``logits``. Without labels (none given and no ``label``
+        coordinate, or every label -1) the halted prediction is scored by its
+        agreement with the last step's prediction instead.
+    thresholds : sequence of float, optional
+        Confidences in (0, 1], distinct (default :data:`HALT_THRESHOLDS`).
+
+    Returns
+    -------
+    xarray.Dataset
+        Over ``threshold``: ``accuracy`` (fraction of the labelled stimuli whose
+        prediction at ``h_s`` is the label) and ``mean_step`` (mean of ``h_s`` over
+        the same stimuli); over ``time``: ``accuracy_at_step``, the fixed-step
+        curve. Label-free, ``agreement`` and ``agreement_at_step`` (with the last
+        step's prediction, over every stimulus) replace the accuracies.
+        ``attrs``: ``n_stimuli``, ``label_free`` (0 or 1), ``definition``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr
+    >>> lg = xr.DataArray(np.log([[[0.6, 0.4], [0.1, 0.9]]]), dims=("stimulus", "time", "class"))
+    >>> h = halting(lg, labels=[1], thresholds=[0.5, 0.8])
+    >>> h["mean_step"].values.tolist(), h["accuracy"].values.tolist()
+    ([0.0, 1.0], [0.0, 1.0])
+    """
+    import xarray as xr
+
+    theta = _thresholds(thresholds)
+    pred = predictions(logits)
+    x = np.asarray(logits.transpose(*LOGITS).values, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = x - x.max(axis=-1, keepdims=True)
+        conf = 1.0 / np.exp(z).sum(axis=-1)                   # max_c softmax = exp(0) / sum exp(z)
+    if not np.isfinite(conf).all():
+        raise AnalysisError("halting: the logits hold infinite values; no softmax can be taken there")
+    p = pred.transpose("stimulus", "time").values
+    if labels is None and "label" not in logits.coords:
+        lab = np.full(p.shape[0], -1)
+    else:
+        lab = v.labels_for(pred, labels, "halting")
+    label_free = not (lab >= 0).any()
+    keep = np.ones(p.shape[0], bool) if label_free else lab >= 0
+    target = p[keep, -1] if label_free else lab[keep]
+    reached = conf[keep][:, :, None] >= theta[None, None, :]          # (stimulus, time, threshold)
+    n_t = p.shape[1]
+    halt = np.where(reached.any(axis=1), reached.argmax(axis=1), n_t - 1)
+    at_halt = np.take_along_axis(p[keep], halt, axis=1)
+    score = "agreement" if label_free else "accuracy"
+    times = pred["time"].values if "time" in pred.coords else np.arange(n_t)
+    return xr.Dataset(
+        {score: ("threshold", (at_halt == target[:, None]).mean(axis=0),
+                 {"long_name": f"{score} of the prediction at the halting step", "units": "fraction"}),
+         "mean_step": ("threshold", halt.mean(axis=0),
+                       {"long_name": "mean halting step (0-based)", "units": "steps"}),
+         f"{score}_at_step": ("time", (p[keep] == target[:, None]).mean(axis=0),
+                              {"long_name": f"{score} at a fixed step", "units": "fraction"})},
+        coords={"threshold": theta, "time": times},
+        attrs={"n_stimuli": int(keep.sum()), "label_free": int(label_free),
+               "definition": "halt at the first step whose largest softmax probability reaches the "
+                             "threshold, else at the last step" +
+                             ("; scored against the last step's prediction" if label_free else "")})
+
+
+def _thresholds(thresholds) -> np.ndarray:
+    """``thresholds`` as a float64 array of distinct values in (0, 1]; AnalysisError otherwise."""
+    try:
+        theta = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        theta = np.array([np.nan])
+    if theta.size == 0 or not np.all((theta > 0) & (theta <= 1)) or np.unique(theta).size != theta.size:
+        raise AnalysisError(f"halting: thresholds={list(np.atleast_1d(thresholds)) if thresholds is not None else None} "
+                            "must be distinct softmax confidences in (0, 1], e.g. (0.5, 0.9, 0.99)")
+    return theta
+
+
 def _prepare(act, weight, bias, func):
     act = v.check_dims(act, ACT, "the activation", func)
     w = v.readout_matrix(weight, act.sizes["unit"], func)
