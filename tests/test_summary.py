@@ -75,6 +75,15 @@ def test_summary_of_a_planted_network(planted):
     np.testing.assert_allclose(s["drift"].sel(t_stable=2).values[:3], [0, move2, 0], atol=1e-5)
     assert np.isnan(s["drift"].sel(t_stable=3)).all() and np.isnan(s["drift"].sel(time=3)).all()
     assert s["before_cutoff"].values.tolist() == [True, True, True, False]
+    # claim (1): here nothing moves once settled; k steps after settling leaves fewer stimuli
+    assert s["settled_n"].values.tolist() == [15, 13, 10]
+    np.testing.assert_allclose(s["settled_distance"].values, 0, atol=1e-5)
+    assert float(s["still_moving"]) == 0.0
+    # halting reads the network's logits, over the labelled stimuli
+    tree = vrnn.open_activations(planted)
+    h = vrnn.analysis.halting(tree["logits"])
+    np.testing.assert_allclose(s["halting_accuracy"].values, h["accuracy"].values)
+    np.testing.assert_allclose(s["halting_mean_step"].values, h["mean_step"].values)
 
 
 def test_summary_is_json_ready_and_round_trips(planted):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["show", "fit_titles", "pick_zone_pair", "wilson_interval", "plot_accuracy", "plot_dendrogram", "plot_drift", "plot_norm", "plot_peripherality",
+__all__ = ["show", "fit_titles", "pick_zone_pair", "wilson_interval", "plot_accuracy", "plot_dendrogram", "plot_drift",
+           "plot_halting", "plot_norm", "plot_peripherality",
            "plot_stability", "plot_zones"]
 
 STATUS_STYLE = {"correct": dict(color="#1f5fbf", marker="^", label="already in final zone (correct)"),
@@ -170,6 +171,38 @@ def plot_accuracy(s):
         f"layer {s.attrs.get('layer', readout_layer)}"
     who = _who(s).rsplit(", layer ", 1)[0]
     ax.set_title(f"Categorisation accuracy over steps\n{who}, {what}", fontsize=10)
+    return fit_titles(fig)
+
+
+def plot_halting(s):
+    """When could the network stop? Halting at a softmax confidence against a fixed number of steps.
+
+    Each threshold theta gives one point: the accuracy of the predictions at each
+    stimulus's halting step (the first step whose largest softmax probability
+    reaches theta) against the mean halting step; the fixed-step accuracy curve
+    is drawn on the same axes, so a point above the curve is a better trade of
+    accuracy for steps than stopping every stimulus at one step.
+    """
+    fig, ax = _figure(6.8, 4.6)
+    times = s["time"].values
+    n = int(s.attrs.get("n_labelled") or 0)
+    ax.plot(times, s["accuracy"].values * 100, "o-", color="#1f5fbf", lw=2, label="every stimulus stops at step t")
+    if "halting_accuracy" in s:
+        x, y = s["halting_mean_step"].values, s["halting_accuracy"].values * 100
+        ax.plot(x, y, "D-", color="#d95f02", lw=1.8, ms=6,
+                label="each stimulus stops once max softmax >= theta\n(x: its mean stopping step)")
+        for th, xi, yi in zip(s["threshold"].values, x, y):
+            ax.annotate(f"{th:g}", (xi, yi), textcoords="offset points", xytext=(4, -11), fontsize=7.5,
+                        color="#d95f02")
+    else:
+        ax.text(0.5, 0.5, "no halting results in this summary", transform=ax.transAxes, ha="center",
+                va="center", color="grey")
+    _steps(ax, times)
+    ax.set_xlabel("model steps taken (0-based step index)")
+    ax.set_ylabel(f"accuracy (% of {n} labelled stimuli)" if n else "accuracy (% of labelled stimuli)")
+    _legend_below(fig, ax)
+    who = _who(s).rsplit(", layer ", 1)[0]
+    ax.set_title(f"When could it stop? Confidence-based halting vs a fixed number of steps\n{who}", fontsize=10)
     return fit_titles(fig)
 
 

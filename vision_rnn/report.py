@@ -20,7 +20,7 @@ import numpy as np
 from .atomic import check_set_folder, file_set
 from .errors import AnalysisError, VRNNError
 
-FIGURES = ("accuracy", "stability", "drift", "norm", "peripherality", "zones", "dendrogram")
+FIGURES = ("accuracy", "stability", "drift", "norm", "peripherality", "zones", "dendrogram", "halting")
 REPORT_FILES = tuple(f"{name}.png" for name in FIGURES) + ("summary.json", "summary.md")
 
 
@@ -30,7 +30,8 @@ def _figures(s, m):
     makers = {"accuracy": lambda: p.plot_accuracy(s), "stability": lambda: p.plot_stability(s),
               "drift": lambda: p.plot_drift(s), "norm": lambda: p.plot_norm(s),
               "peripherality": lambda: p.plot_peripherality(s), "zones": lambda: p.plot_zones(m),
-              "dendrogram": lambda: p.plot_dendrogram(m["readout_weight"], source=m)}
+              "dendrogram": lambda: p.plot_dendrogram(m["readout_weight"], source=m),
+              "halting": lambda: p.plot_halting(s)}
     return makers
 
 
@@ -110,7 +111,33 @@ def summary_markdown(s) -> str:
               "|---|---|---|",
               f"| heading | {_fmt(s['heading'].sel(target='eventual'))} | "
               f"{_fmt(s['heading'].sel(target='others'))} |", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + _claim_lines(s))
+
+
+def _claim_lines(s) -> list:
+    """summary.md: how far representations move after settling (claim 1), and halting."""
+    lines = []
+    if "settled_n" in s:
+        after = s["after"].values
+        lines += ["## After the prediction settles (claim 1)", "",
+                  "Stable-correct stimuli, k steps after their prediction settled (t_stable): the mean move "
+                  "||a(t_stable + k) - a(t_stable + k - 1)||, and that move relative to the norm before it.", "",
+                  "| k | " + " | ".join(str(k) for k in after) + " |", "|---|" + "---|" * len(after),
+                  "| mean move | " + " | ".join(_fmt(x) for x in s["settled_distance"].values) + " |",
+                  "| relative move (%) | " + " | ".join(_pct(x) for x in s["settled_relative"].values) + " |",
+                  "| stimuli | " + " | ".join(str(int(x)) for x in s["settled_n"].values) + " |", "",
+                  f"Still moving at the last step (move > 0.1% of the norm): {_pct(s['still_moving'])}% of the "
+                  f"{int(s['settled_n'].values[0]) if after.size else 0} stable-correct stimuli.", ""]
+    if "halting_accuracy" in s:
+        th = s["threshold"].values
+        lines += ["## When could it stop?", "",
+                  "Each stimulus stops at the first step whose largest softmax probability reaches the threshold "
+                  "(else at the last step); accuracy of the prediction there, and the mean stopping step "
+                  "(0-based). Stopping every stimulus at step t gives the accuracy per step above.", "",
+                  "| threshold | " + " | ".join(f"{x:g}" for x in th) + " |", "|---|" + "---|" * len(th),
+                  "| accuracy (%) | " + " | ".join(_pct(x) for x in s["halting_accuracy"].values) + " |",
+                  "| mean step | " + " | ".join(f"{x:.2f}" for x in s["halting_mean_step"].values) + " |", ""]
+    return lines
 
 
 def network_table(summaries: dict) -> str:

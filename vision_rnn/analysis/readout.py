@@ -232,38 +232,49 @@ def halting(logits, labels=None, thresholds=HALT_THRESHOLDS):
     >>> h["mean_step"].values.tolist(), h["accuracy"].values.tolist()
     ([0.0, 1.0], [0.0, 1.0])
     """
-    import xarray as xr
-
     theta = _thresholds(thresholds)
     pred = predictions(logits)
-    x = np.asarray(logits.transpose(*LOGITS).values, dtype=np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        z = x - x.max(axis=-1, keepdims=True)
-        conf = 1.0 / np.exp(z).sum(axis=-1)                   # max_c softmax = exp(0) / sum exp(z)
-    if not np.isfinite(conf).all():
-        raise AnalysisError("halting: the logits hold infinite values; no softmax can be taken there")
+    conf = max_softmax(logits.transpose(*LOGITS).values)
     p = pred.transpose("stimulus", "time").values
     if labels is None and "label" not in logits.coords:
         lab = np.full(p.shape[0], -1)
     else:
         lab = v.labels_for(pred, labels, "halting")
-    label_free = not (lab >= 0).any()
-    keep = np.ones(p.shape[0], bool) if label_free else lab >= 0
-    target = p[keep, -1] if label_free else lab[keep]
-    reached = conf[keep][:, :, None] >= theta[None, None, :]          # (stimulus, time, threshold)
-    n_t = p.shape[1]
+    times = pred["time"].values if "time" in pred.coords else np.arange(p.shape[1])
+    return halting_from(conf, p, lab, theta, times)
+
+
+def max_softmax(logits) -> np.ndarray:
+    """The largest softmax probability over the last axis (classes), float64; AnalysisError where
+    the logits are not finite."""
+    x = np.asarray(logits, dtype=np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        conf = 1.0 / np.exp(x - x.max(axis=-1, keepdims=True)).sum(axis=-1)
+    if not np.isfinite(conf).all():
+        raise AnalysisError("halting: the logits hold NaN or infinite values; no softmax can be taken there")
+    return conf
+
+
+def halting_from(conf, pred, labels, theta, times):
+    """:func:`halting` from the confidences and predictions (stimulus, time) and the labels (-1: none)."""
+    import xarray as xr
+
+    label_free = not (labels >= 0).any()
+    keep = np.ones(pred.shape[0], bool) if label_free else labels >= 0
+    target = pred[keep, -1] if label_free else labels[keep]
+    reached = conf[keep][:, :, None] >= np.asarray(theta)[None, None, :]     # (stimulus, time, threshold)
+    n_t = pred.shape[1]
     halt = np.where(reached.any(axis=1), reached.argmax(axis=1), n_t - 1)
-    at_halt = np.take_along_axis(p[keep], halt, axis=1)
+    at_halt = np.take_along_axis(pred[keep], halt, axis=1)
     score = "agreement" if label_free else "accuracy"
-    times = pred["time"].values if "time" in pred.coords else np.arange(n_t)
     return xr.Dataset(
         {score: ("threshold", (at_halt == target[:, None]).mean(axis=0),
                  {"long_name": f"{score} of the prediction at the halting step", "units": "fraction"}),
          "mean_step": ("threshold", halt.mean(axis=0),
                        {"long_name": "mean halting step (0-based)", "units": "steps"}),
-         f"{score}_at_step": ("time", (p[keep] == target[:, None]).mean(axis=0),
+         f"{score}_at_step": ("time", (pred[keep] == target[:, None]).mean(axis=0),
                               {"long_name": f"{score} at a fixed step", "units": "fraction"})},
-        coords={"threshold": theta, "time": times},
+        coords={"threshold": np.asarray(theta, dtype=np.float64), "time": times},
         attrs={"n_stimuli": int(keep.sum()), "label_free": int(label_free),
                "definition": "halt at the first step whose largest softmax probability reaches the "
                              "threshold, else at the last step" +

@@ -21,8 +21,9 @@ import numpy as np
 from ..errors import AnalysisError
 from . import _validate as v
 from ._chunks import layer_pass, small_chunk_cache
-from .dynamics import STATUSES, drift_from, mean_by_status_from, settling_groups
-from .readout import CATEGORIES, cosines, fit_readout, heading_from, predictions, stability, zone_from_scores
+from .dynamics import STATUSES, drift_from, mean_by_status_from, settled_motion_from, settling_groups
+from .readout import (CATEGORIES, HALT_THRESHOLDS, cosines, fit_readout, halting_from, heading_from, max_softmax,
+                      predictions, stability, zone_from_scores)
 
 __all__ = ["readout_measures", "summarize", "summary"]
 
@@ -88,6 +89,8 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
         raise AnalysisError(f"{source}label {int(stab['label'].max())} but the readout has {w.shape[0]} classes")
     scores, norm, step = layer_pass(act, w, progress=progress)
     ds = _measures_dataset(act, stab, pred, scores, norm, step, w, b, classes)
+    lg = v.align_to_stability(logits, stab, "readout_measures").transpose("stimulus", "time", "class")
+    ds["confidence"] = (("stimulus", "time"), max_softmax(lg.values))
     fit_attrs = {f"fit_{k_}": v_ for k_, v_ in weight.attrs.items() if k_ in ("C", "cv_accuracy", "cv_folds", "n_rows")} \
         if how != "stored" else {}
     if how != "stored":
@@ -188,7 +191,11 @@ def summarize(m):
         ``norm`` and ``peripherality (status, time)`` with their step means
         ``norm_mean`` and ``peripherality_mean (status)`` and the stimuli in each
         status at each step ``status_count (status, time)``, ``heading (target)``
-        and ``heading_over_time (target, time)``; for a layer with a fitted
+        and ``heading_over_time (target, time)``; claim (1) of the paper
+        (:func:`~vision_rnn.analysis.settled_motion`): ``settled_distance``,
+        ``settled_relative`` and ``settled_n (after)``, ``still_moving``; the
+        :func:`~vision_rnn.analysis.halting` policy at its default thresholds:
+        ``halting_accuracy`` and ``halting_mean_step (threshold)``; for a layer with a fitted
         readout also ``layer_accuracy (time)``, that readout's accuracy on these
         stimuli (the zones of the figures), and ``layer_cv_accuracy (time)``, its
         cross-validated accuracy. Every variable has a ``units`` attribute; the
@@ -225,6 +232,12 @@ def summarize(m):
     else:
         drift = xr.DataArray(np.full((n_t, n_t), np.nan), dims=("t_stable", "time"),
                              coords={"t_stable": np.arange(n_t), "time": times})
+    halt = halting_from(m["confidence"].values, m["prediction"].values, m["label"].values,
+                        np.asarray(HALT_THRESHOLDS), times) if "confidence" in m else None
+    if sc.any() and n_t >= 2:
+        moved = settled_motion_from(m["step"].values[sc][:, :-1], m["norm"].values[sc], ts)
+    else:
+        moved = settled_motion_from(np.zeros((0, max(n_t - 1, 1))), np.zeros((0, max(n_t, 2))), ts[:0])
     pick = sc & (m["t_stable"].values > 0)
     head = heading_from(cos[pick], zone[pick], m["label"].values[pick], m["t_stable"].values[pick], times)
     out = xr.Dataset(
@@ -247,6 +260,15 @@ def summarize(m):
              "drift": "activation units", "norm": "activation units", "norm_mean": "activation units",
              "peripherality": "cosine", "peripherality_mean": "cosine", "heading": "cosine",
              "heading_over_time": "cosine", "status_count": "stimuli"}
+    for name in ("distance", "relative", "n"):
+        out[f"settled_{name}"] = moved[name]
+    out["still_moving"] = moved["still_moving"]
+    units.update(settled_distance="activation units", settled_relative="fraction", settled_n="stimuli",
+                 still_moving="fraction")
+    if halt is not None:
+        out["halting_accuracy"] = halt["accuracy"]
+        out["halting_mean_step"] = halt["mean_step"]
+        units.update(halting_accuracy="fraction", halting_mean_step="steps")
     if "cv_accuracy" in m:                     # a fitted readout: its own accuracy, beside the network's
         out["layer_accuracy"] = ("time", (m["zone"] == m["label"]).mean("stimulus").values)
         out["layer_cv_accuracy"] = ("time", m["cv_accuracy"].values)
