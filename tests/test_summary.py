@@ -125,3 +125,44 @@ def test_files_without_labels_say_so(tmp_path):
     path = write_activations(tmp_path / "a.nc", {"gap": gap}, np.full(9, -1), w)
     with pytest.raises(AnalysisError, match="has no labels"):
         summary(path)
+
+
+def test_a_baseline_network_is_measured_with_this_networks_settling(planted, tmp_path):
+    from click.testing import CliRunner
+
+    from vision_rnn.cli import main
+    from vision_rnn.report import analyze
+
+    labels = np.concatenate([[lab] * n for n, lab, _ in GROUPS])
+    n = labels.size
+    # the twin moves by 1 every step along e0: norm t + 1 at step t, so the move k steps after t_s,
+    # relative to the norm before it, is 1 / (t_s + k)
+    gap = (np.arange(4)[None, :, None] + 1.0) * np.repeat(E[0][None, None], n, axis=0)
+    twin = write_activations(tmp_path / "twin.nc", {"gap": gap}, labels, np.eye(4), batch_size=8,
+                             classes=["cat", "dog", "car", "van"])
+    s = summary(planted, baseline=twin)
+    ts = np.array([0] * 10 + [1] * 3 + [2] * 2)
+    for k in (1, 2, 3):
+        ok = ts + k <= 3
+        np.testing.assert_allclose(s["baseline_settled_relative"].sel(after=k), np.mean(1 / (ts[ok] + k)), rtol=1e-6)
+        np.testing.assert_allclose(s["baseline_settled_distance"].sel(after=k), 1.0, rtol=1e-6)
+    assert s["baseline_settled_n"].values.tolist() == s["settled_n"].values.tolist() == [15, 13, 10]
+    assert float(s["baseline_still_moving"]) == 1.0 and float(s["still_moving"]) == 0.0
+    assert s.attrs["baseline"] == "synthetic (planted weights)"
+    out = analyze(planted, tmp_path / "report", baseline=twin)
+    text = (tmp_path / "report" / "summary.md").read_text()
+    rel = [100 * np.mean(1 / (ts[ts + k <= 3] + k)) for k in (1, 2, 3)]          # 81.1, 46.2, 33.3
+    assert ("| baseline synthetic (planted weights): relative move (%) | " +
+            " | ".join(f"{x:.1f}" for x in rel) + " |") in text
+    assert json.loads((tmp_path / "report" / "summary.json").read_text())["data_vars"]["baseline_still_moving"]
+    assert float(out["baseline_still_moving"]) == 1.0
+    # other stimuli, another layer, a missing file: refused, naming the baseline
+    other = write_activations(tmp_path / "other.nc", {"gap": gap[1:]}, labels[1:], np.eye(4),
+                              classes=["cat", "dog", "car", "van"])                # other stimulus ids
+    with pytest.raises(AnalysisError, match=r"other.nc: settled_motion: \d+ of the 20 stimuli of stab are not in"):
+        summary(planted, baseline=other)
+    with pytest.raises(AnalysisError, match=r"twin.nc: has no layer 'v1'"):
+        summary(planted, "v1", baseline=twin)
+    r = CliRunner().invoke(main, ["analyze", str(planted), "-o", str(tmp_path / "r2"), "--baseline",
+                                  str(tmp_path / "missing.nc")])
+    assert r.exit_code == 2 and "missing.nc" in r.output and not (tmp_path / "r2").exists()

@@ -31,7 +31,7 @@ FLAGS = {
     "epochs": "--epochs", "lr": "--lr", "augment": "--augment", "workers": "--workers",
     "step_weights": "--step-weights", "split_seed": "--split-seed", "num_classes": "--num-classes",
     "max_batches": "--max-batches", "min_reliability": "--min-reliability", "shard": "--shard",
-    "delete_shards": "--delete-shards",
+    "delete_shards": "--delete-shards", "baseline": "--baseline",
 }
 _ARG = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")
 
@@ -373,23 +373,27 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
               help="Report folder (default: <ACTS stem>_report beside the file).")
 @click.option("--layer", default=None,
               help="Layer to analyse (default: the readout layer, gap); other layers get a fitted readout.")
+@click.option("--baseline", type=click.Path(), default=None,
+              help="Activation file of a baseline network over the same stimuli (e.g. the random-weights "
+                   "twin): how far its representations move after this network settles, reported beside.")
 @click.option("--overwrite", is_flag=True, help="Replace the report of an earlier run in the folder.")
 @quiet_option
 @user_errors
-def analyze_cmd(acts, out, layer, overwrite, quiet):
+def analyze_cmd(acts, out, layer, baseline, overwrite, quiet):
     """Run the CCN23 analyses on an activation file: figures, summary.json, summary.md.
 
     \b
     Example:
       vrnn analyze lateral_fashion-mnist.nc -o report/
       vrnn analyze acts.nc -o report_v4/ --layer v4
+      vrnn analyze acts.nc -o report/ --baseline acts_random.nc
     """
     from .report import analyze
 
     out = Path(out) if out else Path(acts).with_name(Path(acts).stem + "_report")
     from .report import accuracy_line, summary_markdown
 
-    s = analyze(acts, out, layer=layer, overwrite=overwrite, progress=show_progress(quiet))
+    s = analyze(acts, out, layer=layer, baseline=baseline, overwrite=overwrite, progress=show_progress(quiet))
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report on layer {s.attrs['layer']} ({s.attrs['readout']} readout): {folder_text(out)} "

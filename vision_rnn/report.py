@@ -119,15 +119,22 @@ def _claim_lines(s) -> list:
     lines = []
     if "settled_n" in s:
         after = s["after"].values
+        rows = ["| mean move | " + " | ".join(_fmt(x) for x in s["settled_distance"].values) + " |",
+                "| relative move (%) | " + " | ".join(_pct(x) for x in s["settled_relative"].values) + " |",
+                "| stimuli | " + " | ".join(str(int(x)) for x in s["settled_n"].values) + " |"]
+        still = [f"Still moving at the last step (move > 0.1% of the norm): {_pct(s['still_moving'])}% of the "
+                 f"{int(s['settled_n'].values[0]) if after.size else 0} stable-correct stimuli."]
+        if "baseline_settled_relative" in s:
+            twin = s.attrs.get("baseline", "baseline")
+            rows.append(f"| baseline {twin}: relative move (%) | " +
+                        " | ".join(_pct(x) for x in s["baseline_settled_relative"].values) + " |")
+            still.append(f"Baseline {twin}, the same stimuli and steps: {_pct(s['baseline_still_moving'])}% "
+                         "still moving at the last step.")
         lines += ["## After the prediction settles (claim 1)", "",
                   "Stable-correct stimuli, k steps after their prediction settled (t_stable): the mean move "
                   "||a(t_stable + k) - a(t_stable + k - 1)||, and that move relative to the norm before it.", "",
                   "| k | " + " | ".join(str(k) for k in after) + " |", "|---|" + "---|" * len(after),
-                  "| mean move | " + " | ".join(_fmt(x) for x in s["settled_distance"].values) + " |",
-                  "| relative move (%) | " + " | ".join(_pct(x) for x in s["settled_relative"].values) + " |",
-                  "| stimuli | " + " | ".join(str(int(x)) for x in s["settled_n"].values) + " |", "",
-                  f"Still moving at the last step (move > 0.1% of the norm): {_pct(s['still_moving'])}% of the "
-                  f"{int(s['settled_n'].values[0]) if after.size else 0} stable-correct stimuli.", ""]
+                  *rows, "", " ".join(still), ""]
     if "halting_accuracy" in s:
         th = s["threshold"].values
         lines += ["## When could it stop?", "",
@@ -156,7 +163,7 @@ def network_table(summaries: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_options):
+def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=False, **fit_options):
     """Analyse one activation file; write every figure (PNG), summary.json and summary.md to ``out``.
 
     The report's files are written as a set (see :func:`vision_rnn.atomic.file_set`): an
@@ -174,6 +181,10 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
         The report's folder.
     layer : str, optional
         The layer to analyse; default the readout layer.
+    baseline : str or os.PathLike, optional
+        A baseline network's activation file over the same stimuli (e.g. the
+        random-weights twin): claim (1) is reported for it beside this network
+        (see :func:`vision_rnn.analysis.summary.add_baseline`).
     overwrite : bool, optional
         Replace an earlier report in ``out``.
     progress : bool, optional
@@ -195,7 +206,7 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
     from tqdm.auto import tqdm
 
     from .analysis._chunks import small_chunk_cache
-    from .analysis.summary import readout_measures, summarize
+    from .analysis.summary import add_baseline, readout_measures, summarize
     from .store import open_activations, refuse_damaged
 
     path, out = Path(path), Path(out)
@@ -212,6 +223,8 @@ def analyze(path, out, layer=None, *, overwrite=False, progress=False, **fit_opt
     finally:
         tree.close()
     s = summarize(m)
+    if baseline is not None:
+        add_baseline(s, m, baseline, progress=progress)
     s.attrs["source"] = str(path)
     with file_set(out, owns=REPORT_FILES) as tmp:      # the old report or the whole new one, never a mix
         for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):

@@ -102,7 +102,7 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     return ds
 
 
-def _open_checked(tree):
+def _open_checked(tree, need_labels: bool = True):
     """Open an activation file (a path) and refuse one without logits or labels -> (tree, root, source).
 
     ``source`` prefixes messages: the path and ": " for a path, empty for a DataTree.
@@ -118,7 +118,7 @@ def _open_checked(tree):
     if "logits" not in root:
         raise AnalysisError(f"{source}the file has no logits (stimulus, time, class); "
                             "analyse a file written by vrnn extract")
-    if "label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any():
+    if need_labels and ("label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any()):
         raise AnalysisError(f"{source}the file has no labels (every stimulus has label -1): the analyses "
                             "need each stimulus's true class; extract stimuli whose folder names are the "
                             "model's classes")
@@ -280,7 +280,7 @@ def summarize(m):
     return out
 
 
-def summary(tree, layer=None, *, progress=False, **fit_options):
+def summary(tree, layer=None, *, baseline=None, progress=False, **fit_options):
     """The paper's table for one network from an activation file -> ``xarray.Dataset``.
 
     ``summarize(readout_measures(tree, layer))``: by default on the readout
@@ -295,6 +295,11 @@ def summary(tree, layer=None, *, progress=False, **fit_options):
         :func:`vision_rnn.open_activations`.
     layer : str, optional
         The layer to analyse; default the readout layer.
+    baseline : str, os.PathLike or xarray.DataTree, optional
+        Another network's activation file over the same stimuli and steps,
+        e.g. the random-weights twin (the notebook's baseline): claim (1) is
+        measured on its layer too, with this network's settling
+        (:func:`add_baseline`).
     progress : bool, optional
         Show a progress bar while the layer is read.
     **fit_options
@@ -304,7 +309,8 @@ def summary(tree, layer=None, *, progress=False, **fit_options):
     Returns
     -------
     xarray.Dataset
-        The table of :func:`summarize`.
+        The table of :func:`summarize`, with the ``baseline_*`` variables of
+        :func:`add_baseline` when ``baseline`` is given.
 
     Examples
     --------
@@ -312,5 +318,40 @@ def summary(tree, layer=None, *, progress=False, **fit_options):
     >>> s = vrnn.analysis.summary("acts.nc")                               # doctest: +SKIP
     >>> s["accuracy"].values                                               # doctest: +SKIP
     """
-    return summarize(readout_measures(tree, layer, progress=progress, **fit_options))
+    m = readout_measures(tree, layer, progress=progress, **fit_options)
+    s = summarize(m)
+    if baseline is not None:
+        add_baseline(s, m, baseline, progress=progress)
+    return s
+
+
+def add_baseline(s, m, baseline, *, progress=False) -> None:
+    """Add claim (1) of a baseline network to the summary ``s`` (from ``m``): the same layer of
+    ``baseline`` (an activation file or its DataTree over the same stimuli and steps, e.g. the
+    random-weights twin), measured with this network's settling (:func:`settled_motion`).
+
+    Adds ``baseline_settled_distance``, ``baseline_settled_relative``, ``baseline_settled_n``
+    (after) and ``baseline_still_moving``; ``attrs['baseline']`` names it."""
+    from ..store import layer as get_layer
+    from .dynamics import settled_motion
+
+    opened = not hasattr(baseline, "children")
+    source = f"{baseline}: " if opened else "baseline: "
+    twin, _, _ = _open_checked(baseline, need_labels=False)
+    try:
+        name = s.attrs["layer"]
+        if name not in twin.children:
+            raise AnalysisError(f"{source}has no layer {name!r} (it has {', '.join(twin.children)}); "
+                                "extract the baseline with the same layers")
+        stab = m[["category", "t_stable"]].assign_attrs(timesteps=m.attrs["timesteps"])
+        moved = settled_motion(get_layer(twin, name), stab)
+    except AnalysisError as e:
+        raise AnalysisError(f"{source}{e}" if not str(e).startswith(source) else str(e)) from None
+    finally:
+        if opened:
+            twin.close()
+    for var in ("distance", "relative", "n"):
+        s[f"baseline_settled_{var}"] = moved[var]
+    s["baseline_still_moving"] = moved["still_moving"]
+    s.attrs["baseline"] = f"{twin.attrs.get('model', '')} ({twin.attrs.get('weights', '')} weights)"
 
