@@ -254,7 +254,8 @@ def test_network_table_has_one_row_per_network(acts):
     s = summarize(readout_measures(acts))
     table = network_table({"BL": s, "BT": s})
     lines = table.strip().splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| BL |") and "norm: not yet" in lines[0]
+    assert len(lines) == 9 and lines[2].startswith("| BL |") and "norm: not yet" in lines[0]
+    assert "moved at k=1" in lines[5] and lines[7].startswith("| BL |") and lines[8].startswith("| BT |")
 
 
 def test_demo_with_random_weights(tmp_path):

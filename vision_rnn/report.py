@@ -160,7 +160,38 @@ def network_table(summaries: dict) -> str:
                _fmt(s["peripherality_mean"].sel(status="not_yet")),
                _fmt(s["heading"].sel(target="eventual")), _fmt(s["heading"].sel(target="others"))]
         lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _claims_table(summaries)
+
+
+HALT_SHOWN = 0.9             # the threshold the cross-network table reports
+
+
+def _claims_table(summaries: dict) -> str:
+    """Claim (1) and halting across networks (markdown), for summaries that have them; '' if none."""
+    rows = []
+    for name, s in summaries.items():
+        if "settled_n" not in s:
+            continue
+        n = s["settled_n"].values
+        last = int(np.flatnonzero(n > 0)[-1]) if (n > 0).any() else 0
+        row = [name, _pct(s["settled_relative"].values[0]), f"{_pct(s['settled_relative'].values[last])} "
+               f"(k={int(s['after'].values[last])})", _pct(s["still_moving"])]
+        if "baseline_settled_relative" in s:
+            row += [_pct(s["baseline_settled_relative"].values[0]), _pct(s["baseline_settled_relative"].values[last]),
+                    _pct(s["baseline_still_moving"])]
+        else:
+            row += ["-"] * 3
+        if "halting_accuracy" in s and HALT_SHOWN in s["threshold"].values:
+            h = s.sel(threshold=HALT_SHOWN)
+            row += [_pct(h["halting_accuracy"]), f"{float(h['halting_mean_step']):.2f}"]
+        else:
+            row += ["-"] * 2
+        rows.append("| " + " | ".join(row) + " |")
+    if not rows:
+        return ""
+    head = ("| network | moved at k=1 (% of norm) | moved at the last k | still moving at the last step (%) "
+            "| twin: k=1 | twin: last k | twin: still moving | halting at 0.9: accuracy (%) | mean step |")
+    return "\n" + "\n".join([head, "|---" * 9 + "|"] + rows) + "\n"
 
 
 def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=False, **fit_options):
