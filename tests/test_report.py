@@ -219,11 +219,24 @@ def test_cli_analyze_user_errors_exit_2(acts, tmp_path):
     assert r.exit_code == 2 and "no such activation file" in one_error_line(r)
     r = run("analyze", acts, "-o", tmp_path / "rep", "--layer", "v4")
     assert r.exit_code == 2 and "--layer v4: not in" in one_error_line(r)
-    gap, _, w = settling_network(n_per_class=2, n_classes=3, timesteps=3, units=6)
-    unlabelled = write_activations(tmp_path / "u.nc", {"gap": gap}, np.full(6, -1), w)
-    r = run("analyze", unlabelled, "-o", tmp_path / "rep_u")
-    assert r.exit_code == 2 and "has no labels" in one_error_line(r)
-    assert not (tmp_path / "rep_u").exists()
+
+
+def test_cli_analyze_of_unlabelled_photos_is_label_free(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "my_photos" / "holiday"                 # a folder that is none of the model's classes
+    photos.mkdir(parents=True)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 255, (30 + i, 40, 3), dtype=np.uint8)).save(photos / f"p{i:02d}.png")
+    r = run("extract", "--model", "lateral", "--stimuli", tmp_path / "my_photos", "-o", tmp_path / "p.nc", "-q")
+    assert r.exit_code == 0, r.output
+    r = run("analyze", tmp_path / "p.nc", "-o", tmp_path / "rep", "-q")
+    assert r.exit_code == 0, r.output
+    assert "label-free" in r.stdout and "agreement with the last step" in r.stdout
+    for name in FIGURES:
+        assert (tmp_path / "rep" / f"{name}.png").exists(), name
+    assert json.loads((tmp_path / "rep" / "summary.json").read_text())["attrs"]["label_free"] == 1
 
 
 def test_cli_analyze_without_readout_exit_2(tmp_path):

@@ -4,10 +4,12 @@ import json
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import vision_rnn as vrnn
 from vision_rnn.analysis import readout_measures, summary
 from vision_rnn.errors import AnalysisError
+from vision_rnn.report import FIGURES
 
 from synthetic import settling_network, write_activations
 
@@ -120,11 +122,28 @@ def test_measures_equal_the_single_analyses(planted):
     assert (m["category"] == stability(tree["logits"])["category"]).all()
 
 
-def test_files_without_labels_say_so(tmp_path):
-    gap, _, w = settling_network(n_per_class=3, n_classes=3, timesteps=4, units=8)
-    path = write_activations(tmp_path / "a.nc", {"gap": gap}, np.full(9, -1), w)
-    with pytest.raises(AnalysisError, match="has no labels"):
-        summary(path)
+def test_without_labels_the_final_prediction_stands_in_for_the_label(tmp_path):
+    from vision_rnn.report import analyze
+
+    gap, labels, w = settling_network(n_per_class=20, n_classes=3, timesteps=5, units=8)
+    final = np.argmax(np.einsum("stu,ku->stk", gap, w)[:, -1], axis=-1)
+    free = summary(write_activations(tmp_path / "free.nc", {"gap": gap}, np.full(labels.size, -1), w))
+    same = summary(write_activations(tmp_path / "final.nc", {"gap": gap}, final, w))
+    assert free.attrs["label_free"] == 1 and same.attrs["label_free"] == 0
+    # the known answer: every number equals that of the file labelled with its final predictions
+    assert free["category"].values.tolist() == ["stable", "unstable"]
+    np.testing.assert_array_equal(free["category_share"].values, same["category_share"].sel(
+        category=["stable-correct", "unstable-correct"]).values)
+    assert same["category_share"].sel(category=["stable-incorrect", "unstable-incorrect"]).sum() == 0
+    for name in ("accuracy", "t_stable_count", "drift", "norm", "peripherality", "heading", "settled_relative",
+                 "still_moving", "halting_accuracy", "halting_mean_step"):
+        xr.testing.assert_allclose(free[name], same[name])
+    assert free["accuracy"].values[-1] == 1.0 and 0 < free["category_share"].sel(category="unstable") < 1
+    out = analyze(tmp_path / "free.nc", tmp_path / "report")
+    text = (tmp_path / "report" / "summary.md").read_text()
+    assert "label-free" in text and "## Agreement with the last step's prediction per step (%)" in text
+    assert json.loads((tmp_path / "report" / "summary.json").read_text())["attrs"]["label_free"] == 1
+    assert out.attrs["label_free"] == 1 and all((tmp_path / "report" / f"{f}.png").exists() for f in FIGURES)
 
 
 def test_a_baseline_network_is_measured_with_this_networks_settling(planted, tmp_path):

@@ -166,11 +166,15 @@ def plot_accuracy(s):
             ax.plot([], [], color="grey", ls="--", lw=1, label=f"chance {chance:.3g}% (1/{k}), {where} the axis")
     _steps(ax, times)
     ax.set_ylabel(f"accuracy (% of {n} labelled stimuli)" if n else "accuracy (% of labelled stimuli)")
+    if s.attrs.get("label_free"):
+        ax.set_ylabel(f"agreement with the last step (% of {n}, no labels)")
     _legend_below(fig, ax)
     what = f"network readout {readout_layer} and fitted {s.attrs.get('layer')} readout" if fitted else \
         f"layer {s.attrs.get('layer', readout_layer)}"
     who = _who(s).rsplit(", layer ", 1)[0]
-    ax.set_title(f"Categorisation accuracy over steps\n{who}, {what}", fontsize=10)
+    head = "Agreement with the final prediction over steps (no labels)" if s.attrs.get("label_free") else \
+        "Categorisation accuracy over steps"
+    ax.set_title(f"{head}\n{who}, {what}", fontsize=10)
     return fit_titles(fig)
 
 
@@ -200,6 +204,8 @@ def plot_halting(s):
     _steps(ax, times)
     ax.set_xlabel("model steps taken (0-based step index)")
     ax.set_ylabel(f"accuracy (% of {n} labelled stimuli)" if n else "accuracy (% of labelled stimuli)")
+    if s.attrs.get("label_free"):
+        ax.set_ylabel(f"agreement with the last step (% of {n}, no labels)")
     _legend_below(fig, ax)
     who = _who(s).rsplit(", layer ", 1)[0]
     ax.set_title(f"When could it stop? Confidence-based halting vs a fixed number of steps\n{who}", fontsize=10)
@@ -217,9 +223,11 @@ def plot_stability(s):
         a1.text(bar.get_x() + bar.get_width() / 2, p + 1, f"{p:.1f}%\n(n={n})", ha="center", va="bottom", fontsize=9)
     a1.set_xticks(range(len(cats)), [c.replace("-", "\n") for c in cats])
     a1.set_xlabel("category of the prediction sequence")
-    a1.set_ylabel("share of labelled stimuli (%)")
+    free = bool(s.attrs.get("label_free"))
+    which = "stimuli, no labels" if free else "labelled stimuli"
+    a1.set_ylabel(f"share of {which.split(',')[0]} (%)")
     a1.set_ylim(0, min(115, max(share) * 1.3 + 5))
-    a1.set_title(f"Stability of the prediction sequence ({int(counts.sum())} labelled stimuli)", fontsize=11)
+    a1.set_title(f"Stability of the prediction sequence ({int(counts.sum())} {which})", fontsize=11)
     ts = s["t_stable"].values
     cnt = s["t_stable_count"].values
     cutoff = int(s.attrs.get("settling_cutoff", len(ts)))
@@ -230,14 +238,15 @@ def plot_stability(s):
     for bar, n in zip(bars, cnt):
         a2.text(bar.get_x() + bar.get_width() / 2, n * 1.05, str(n), ha="center", va="bottom", fontsize=8)
     a2.set_xticks(ts)
-    a2.set_xlabel("t_stable: step from which the correct class holds")
-    a2.set_ylabel("stable-correct stimuli (count, log scale)")
+    a2.set_xlabel("t_stable: step from which the final class holds" if free else
+                  "t_stable: step from which the correct class holds")
+    a2.set_ylabel(f"{'stable' if free else 'stable-correct'} stimuli (count, log scale)")
     a2.set_yscale("symlog", linthresh=1)
     a2.set_ylim(0, max(10, cnt.max()) * 4)
     a2.legend(handles=[Patch(color="#1f5fbf", label="analysed: groups before the first with\n"
                              "< 1% of the t_stable = 0 count"), Patch(color="#b0b0b0", label="left out")],
               fontsize=8, loc="upper right")
-    a2.set_title("When stable-correct stimuli settle", fontsize=11)
+    a2.set_title("When stable stimuli settle" if free else "When stable-correct stimuli settle", fontsize=11)
     fig.suptitle(_who(s, categories=True), fontsize=10)
     return fit_titles(fig)
 

@@ -80,11 +80,17 @@ def summary_markdown(s) -> str:
     """``summary.md``: accuracy per step, stability categories and the CCN23 table of one network."""
     a = s.attrs
     times = s["time"].values
+    free = bool(a.get("label_free"))
+    who = (f"{a.get('n_stimuli')} stimuli without labels (label-free: the last step's prediction stands in "
+           "for the label, so 'correct' means 'the final class', 'accuracy' is the agreement with the last "
+           "step, and the categories are stable / unstable)") if free else \
+        f"{a.get('n_labelled')} labelled stimuli (of {a.get('n_stimuli')})"
     lines = [f"# {a.get('model', 'network')}: layer {a.get('layer')}, {a.get('readout')} readout", "",
-             f"{a.get('n_labelled')} labelled stimuli (of {a.get('n_stimuli')}), {len(times)} steps, "
+             f"{who}, {len(times)} steps, "
              f"{a.get('n_classes')} classes; weights: {a.get('weights')}. Step means cover steps before the "
              f"settling cutoff t = {a.get('settling_cutoff')} (the first t_stable group under 1% of "
-             "t_stable = 0).", "", "## Accuracy per step (%)", "",
+             "t_stable = 0).", "",
+             "## Agreement with the last step's prediction per step (%)" if free else "## Accuracy per step (%)", "",
              "| step | " + " | ".join(str(t) for t in times) + " |",
              "|---|" + "---|" * len(times),
              f"| network readout ({a.get('readout_layer', 'gap')}) | " +
@@ -98,16 +104,18 @@ def summary_markdown(s) -> str:
               "## Stability of the prediction sequence", "", "| category | share (%) | count |", "|---|---|---|"]
     for c, share, n in zip(s["category"].values, s["category_share"].values, s["category_count"].values):
         lines.append(f"| {c} | {100 * share:.1f} | {n} |")
-    lines += ["", "Stable-correct stimuli by t_stable: " +
+    sc, done, yet = ("Stable", "already settled", "not yet settled") if free else \
+        ("Stable-correct", "already correct", "not yet correct")
+    lines += ["", f"{sc} stimuli by t_stable: " +
               ", ".join(f"{t}: {n}" for t, n in zip(s["t_stable"].values, s["t_stable_count"].values)), "",
-              "## The CCN23 table (stable-correct stimuli, mean over steps)", "",
-              "| measure | already correct | not yet correct |", "|---|---|---|",
+              f"## The CCN23 table ({sc.lower()} stimuli, mean over steps)", "",
+              f"| measure | {done} | {yet} |", "|---|---|---|",
               f"| L2 norm | {_fmt(s['norm_mean'].sel(status='correct'))} | "
               f"{_fmt(s['norm_mean'].sel(status='not_yet'))} |",
               f"| peripherality (cosine to current zone's readout vector) | "
               f"{_fmt(s['peripherality_mean'].sel(status='correct'))} | "
               f"{_fmt(s['peripherality_mean'].sel(status='not_yet'))} |", "",
-              "| not yet correct: cosine with | eventual class | other stimuli's eventual classes |",
+              f"| {yet}: cosine with | eventual class | other stimuli's eventual classes |",
               "|---|---|---|",
               f"| heading | {_fmt(s['heading'].sel(target='eventual'))} | "
               f"{_fmt(s['heading'].sel(target='others'))} |", ""]
@@ -123,7 +131,8 @@ def _claim_lines(s) -> list:
                 "| relative move (%) | " + " | ".join(_pct(x) for x in s["settled_relative"].values) + " |",
                 "| stimuli | " + " | ".join(str(int(x)) for x in s["settled_n"].values) + " |"]
         still = [f"Still moving at the last step (move > 0.1% of the norm): {_pct(s['still_moving'])}% of the "
-                 f"{int(s['settled_n'].values[0]) if after.size else 0} stable-correct stimuli."]
+                 f"{int(s['settled_n'].values[0]) if after.size else 0} "
+                 f"{'stable' if s.attrs.get('label_free') else 'stable-correct'} stimuli."]
         if "baseline_settled_relative" in s:
             twin = s.attrs.get("baseline", "baseline")
             rows.append(f"| baseline {twin}: relative move (%) | " +
@@ -131,7 +140,8 @@ def _claim_lines(s) -> list:
             still.append(f"Baseline {twin}, the same stimuli and steps: {_pct(s['baseline_still_moving'])}% "
                          "still moving at the last step.")
         lines += ["## After the prediction settles (claim 1)", "",
-                  "Stable-correct stimuli, k steps after their prediction settled (t_stable): the mean move "
+                  f"{'Stable' if s.attrs.get('label_free') else 'Stable-correct'} stimuli, k steps after their "
+                  "prediction settled (t_stable): the mean move "
                   "||a(t_stable + k) - a(t_stable + k - 1)||, and that move relative to the norm before it.", "",
                   "| k | " + " | ".join(str(k) for k in after) + " |", "|---|" + "---|" * len(after),
                   *rows, "", " ".join(still), ""]
@@ -153,7 +163,7 @@ def network_table(summaries: dict) -> str:
             "| peripherality: correct | peripherality: not yet | heading: eventual | heading: others |")
     lines = [head, "|---" * 9 + "|"]
     for name, s in summaries.items():
-        share = float(s["category_share"].sel(category="stable-correct")) * 100
+        share = float(s["category_share"].isel(category=0)) * 100          # stable-correct (label-free: stable)
         row = [name, f"{100 * float(s['accuracy'].values[-1]):.1f}", f"{share:.1f}",
                _fmt(s["norm_mean"].sel(status="correct")), _fmt(s["norm_mean"].sel(status="not_yet")),
                _fmt(s["peripherality_mean"].sel(status="correct")),
@@ -267,7 +277,9 @@ def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=F
 
 def accuracy_line(s) -> str:
     """'accuracy per step (%): 12.0 15.5 ...' for printing; with a fitted readout, one line more for it."""
-    line = "accuracy per step (%): " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
+    what = "agreement with the last step per step (%, label-free)" if s.attrs.get("label_free") else \
+        "accuracy per step (%)"
+    line = f"{what}: " + " ".join(f"{100 * x:.1f}" for x in s["accuracy"].values)
     if "layer_accuracy" not in s:
         return line
     layer = s.attrs.get("layer")

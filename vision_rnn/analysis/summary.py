@@ -76,6 +76,11 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     readout_layer = str(attrs.get("readout_layer", "gap"))
     layer = layer or readout_layer
     logits = root["logits"]
+    label_free = "label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any()
+    if label_free:                     # the final prediction stands in for the label
+        if logits.sizes["time"] < 2:
+            raise AnalysisError(f"{source}a label-free analysis needs at least 2 steps")
+        logits = logits.assign_coords(label=("stimulus", predictions(logits).isel(time=-1).values))
     stab = stability(logits)
     pred = v.align_to_stability(predictions(logits), stab, "readout_measures")
     act = get_layer(tree, layer)
@@ -98,12 +103,13 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
                 "layer": layer, "readout_layer": readout_layer, "readout": how,
                 "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
-                "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(w.shape[0]), **fit_attrs}
+                "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(w.shape[0]),
+                "label_free": int(label_free), **fit_attrs}
     return ds
 
 
-def _open_checked(tree, need_labels: bool = True):
-    """Open an activation file (a path) and refuse one without logits or labels -> (tree, root, source).
+def _open_checked(tree):
+    """Open an activation file (a path) and refuse one without logits -> (tree, root, source).
 
     ``source`` prefixes messages: the path and ": " for a path, empty for a DataTree.
     """
@@ -118,10 +124,6 @@ def _open_checked(tree, need_labels: bool = True):
     if "logits" not in root:
         raise AnalysisError(f"{source}the file has no logits (stimulus, time, class); "
                             "analyse a file written by vrnn extract")
-    if need_labels and ("label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any()):
-        raise AnalysisError(f"{source}the file has no labels (every stimulus has label -1): the analyses "
-                            "need each stimulus's true class; extract stimuli whose folder names are the "
-                            "model's classes")
     return tree, root, source
 
 
@@ -275,6 +277,11 @@ def summarize(m):
         units.update(layer_accuracy="fraction", layer_cv_accuracy="fraction")
     for name, unit in units.items():
         out[name].attrs = {"units": unit}
+    if m.attrs.get("label_free"):         # labels were the final predictions: nothing can be incorrect
+        free = {CATEGORIES[0]: "stable", CATEGORIES[2]: "unstable"}
+        keep = [c for c in CATEGORIES if c in free]
+        out = out.sel(category=keep).assign_coords(category=[free[c] for c in keep])
+        out["accuracy"].attrs["long_name"] = "agreement with the last step's prediction"
     out.attrs = dict(m.attrs, settling_cutoff=int(cutoff),
                      definitions="CCN23 analysis notebook (Thorat, Doerig & Kietzmann 2023), cells 9-28")
     return out
@@ -337,7 +344,7 @@ def add_baseline(s, m, baseline, *, progress=False) -> None:
 
     opened = not hasattr(baseline, "children")
     source = f"{baseline}: " if opened else "baseline: "
-    twin, _, _ = _open_checked(baseline, need_labels=False)
+    twin, _, _ = _open_checked(baseline)
     try:
         name = s.attrs["layer"]
         if name not in twin.children:
