@@ -383,3 +383,16 @@ def test_halting_equals_a_loop_over_stimuli(n, n_t, k, seed, theta):
     score = "accuracy" if (labels >= 0).any() else "agreement"
     np.testing.assert_allclose(h[score].values, acc)
     np.testing.assert_allclose(h["mean_step"].values, steps)
+
+
+def test_t_first_correct_is_the_first_step_showing_the_label():
+    seqs = [[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 2], [2, 0, 1], [1, 2, 2]]    # class per step
+    lg = xr.DataArray(np.eye(3)[seqs], dims=("stimulus", "time", "class"))
+    st = stability(lg, labels=[0, 0, 0, 0, 0, 2])
+    assert st["category"].values.tolist() == ["stable-correct", "stable-correct", "unstable-correct",
+                                              "unstable-incorrect", "unstable-correct", "stable-correct"]
+    assert st["t_first_correct"].values.tolist() == [0, 1, 0, -1, 1, 1]
+    assert st["t_stable"].values.tolist() == [0, 1, -1, -1, -1, 1]
+    sc = st["category"].values == "stable-correct"
+    np.testing.assert_array_equal(st["t_first_correct"].values[sc], st["t_stable"].values[sc])
+

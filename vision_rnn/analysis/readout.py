@@ -145,9 +145,11 @@ def stability(logits, labels=None):
     -------
     xarray.Dataset
         Over the labelled stimuli (label -1 left out), with variables
-        ``category`` (one of :data:`CATEGORIES`), ``t_stable``, ``final`` (last
-        prediction) and the coordinate ``label``; ``attrs['timesteps']`` is the
-        number of steps.
+        ``category`` (one of :data:`CATEGORIES`), ``t_stable``,
+        ``t_first_correct`` (the first step predicting the label, -1 if none:
+        for unstable-correct stimuli the first correct step, for stable-correct
+        ones ``t_stable``), ``final`` (last prediction) and the coordinate
+        ``label``; ``attrs['timesteps']`` is the number of steps.
 
     Examples
     --------
@@ -174,7 +176,8 @@ def stability(logits, labels=None):
     start = n_t - run
     first = same.argmax(axis=1)                                 # first step showing the final class
     stable = (run >= 2) & (first == start)
-    correct = np.where(stable, final == labels, (p == labels[:, None]).any(axis=1))
+    hit = p == labels[:, None]                                   # steps showing the label
+    correct = np.where(stable, final == labels, hit.any(axis=1))
     category = np.where(stable, np.where(correct, CATEGORIES[0], CATEGORIES[1]),
                         np.where(correct, CATEGORIES[2], CATEGORIES[3]))
     coords = {c: pred.coords[c] for c in pred.coords if pred.coords[c].dims == ("stimulus",)}
@@ -183,10 +186,13 @@ def stability(logits, labels=None):
     ds = xr.Dataset(
         {"category": ("stimulus", category.astype(object).astype(str)),
          "t_stable": ("stimulus", np.where(stable, start, -1).astype(np.int64)),
+         "t_first_correct": ("stimulus", np.where(hit.any(axis=1), hit.argmax(axis=1), -1).astype(np.int64)),
          "final": ("stimulus", final.astype(np.int64))},
         coords=coords)
     ds = ds.assign_coords(label=("stimulus", labels))
     ds["t_stable"].attrs = {"long_name": "first step of the final, never-seen-before class (-1: unstable)"}
+    ds["t_first_correct"].attrs = {"long_name": "first step predicting the label (-1: never); for "
+                                                "stable-correct stimuli it is t_stable"}
     ds.attrs = {"timesteps": n_t, "definition": "CCN23 analysis notebook, cell 14"}
     return ds
 
