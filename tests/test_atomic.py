@@ -131,7 +131,7 @@ def test_a_sigkilled_writers_folder_is_cleaned_by_the_next_run(acts, tmp_path):
     p.wait()
     left = [x for x in tmp_path.iterdir() if x.name.startswith(".report.partial-")]
     assert len(left) == 1 and left_by_dead_run(left[0])
-    r = run("analyze", acts, "-o", tmp_path / "other_report")          # the next run beside it cleans up
+    r = run("analyze", acts, "-o", tmp_path / "other_report", "--bootstrap", "0")          # the next run beside it cleans up
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other_report"]
 
@@ -181,7 +181,7 @@ def test_files_and_folders_respect_the_umask(acts, tmp_path, umask_027):
     from vision_rnn.models.state import save_weights
 
     assert atomic.umask() == 0o027
-    run("analyze", acts, "-o", tmp_path / "rep")
+    run("analyze", acts, "-o", tmp_path / "rep", "--bootstrap", "0")
     recording_for(acts, tmp_path / "rec.nc")
     run_comparison(acts, tmp_path / "rec.nc", n_bootstrap=0).write(tmp_path / "cmp")
     save_weights(vrnn.load_model("lateral", weights="random"), tmp_path / "w.safetensors")
@@ -199,7 +199,7 @@ def test_files_and_folders_respect_the_umask(acts, tmp_path, umask_027):
 def _interrupt_analyze(acts, report, sig):
     """Start `vrnn analyze --overwrite`, stop it with ``sig`` once it has written a figure of the new set."""
     p = subprocess.Popen([sys.executable, "-m", "vision_rnn", "analyze", str(acts), "-o", str(report),
-                          "--overwrite"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "--overwrite", "--bootstrap", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:
         tmp = [x for x in report.parent.iterdir() if x.name.startswith(f".{report.name}.partial-")]
@@ -216,16 +216,16 @@ def test_an_interrupted_analyze_leaves_the_old_report_whole(acts, tmp_path, sig)
     report = tmp_path / "report"
     report.mkdir()
     (report / "acts_copy.nc").write_bytes(b"other files stay")
-    assert run("analyze", acts, "-o", report).exit_code == 0
+    assert run("analyze", acts, "-o", report, "--bootstrap", "0").exit_code == 0
     old = snapshot(report)
     assert set(old) == {*REPORT_FILES, "acts_copy.nc"}
     code = _interrupt_analyze(acts, report, sig)
     assert code == (-9 if sig == signal.SIGKILL else 130)
     assert snapshot(report) == old                                   # the old report, whole
     # replacing it needs --overwrite; the next run cleans what the killed one left
-    r = run("analyze", acts, "-o", report)
+    r = run("analyze", acts, "-o", report, "--bootstrap", "0")
     assert r.exit_code == 2 and "--overwrite" in r.stderr
-    assert run("analyze", acts, "-o", report, "--overwrite").exit_code == 0
+    assert run("analyze", acts, "-o", report, "--overwrite", "--bootstrap", "0").exit_code == 0
     assert set(snapshot(report)) == set(old) and sorted(p.name for p in tmp_path.iterdir()) == ["report"]
 
 
@@ -242,7 +242,7 @@ def test_a_full_disk_is_one_line_and_changes_nothing(acts, tmp_path, monkeypatch
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(Figure, "savefig", full)
-    r = run("analyze", acts, "-o", report)
+    r = run("analyze", acts, "-o", report, "--bootstrap", "0")
     assert r.exit_code == 2 and "no space left on the device" in r.stderr and "nothing was changed" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"] and [p.name for p in report.iterdir()] == ["keep.txt"]
     monkeypatch.setattr(Path, "write_text", full)

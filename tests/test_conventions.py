@@ -115,7 +115,7 @@ def test_a_layer_as_a_brainio_assembly_and_a_neuroid_assembly_as_a_recording(act
 
 # -- 6, 11. what the command line prints -------------------------------------------------------------
 def test_analyze_and_compare_print_a_summary_and_models_labels_its_columns(acts, tmp_path):
-    r = CliRunner().invoke(main, ["analyze", str(acts), "-o", str(tmp_path / "rep") + "/"])
+    r = CliRunner().invoke(main, ["analyze", str(acts), "-o", str(tmp_path / "rep") + "/", "--bootstrap", "0"])
     assert r.exit_code == 0, r.output
     assert "accuracy per step (%):" in r.stdout and "| L2 norm |" in r.stdout
     assert f"{tmp_path / 'rep'}/ (figures" in r.stdout and "//" not in r.stdout

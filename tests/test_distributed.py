@@ -33,8 +33,8 @@ def test_analyze_on_workers_equals_analyze_here(acts, tmp_path, client):
     assert active_client() is None
     with client.as_current():
         assert active_client() is client
-        on_workers = analyze(acts, tmp_path / "a")
-    here = analyze(acts, tmp_path / "b")
+        on_workers = analyze(acts, tmp_path / "a", n_bootstrap=0)
+    here = analyze(acts, tmp_path / "b", n_bootstrap=0)
     assert set(on_workers.data_vars) == set(here.data_vars) and len(here.data_vars) > 5
     for v in here.data_vars:
         a, b = on_workers[v].values, here[v].values

@@ -32,7 +32,7 @@ def acts(tmp_path_factory):
 
 
 def test_analyze_writes_every_figure_and_the_summary(acts, tmp_path):
-    s = analyze(acts, tmp_path / "rep")
+    s = analyze(acts, tmp_path / "rep", n_bootstrap=0)
     for name in FIGURES:
         data = (tmp_path / "rep" / f"{name}.png").read_bytes()
         assert data.startswith(PNG) and len(data) > 5000
@@ -128,7 +128,7 @@ def test_fitted_layer_has_its_own_accuracy_curves(acts, tmp_path):
     assert "network's readout (gap): defines the stability categories" in legend
     assert "fitted v1 readout" in legend and "cross-validated" in legend
     assert "categories from the network's readout (gap)" in plotting.plot_stability(s).get_suptitle()
-    analyze(acts, tmp_path / "rep", layer="v1")
+    analyze(acts, tmp_path / "rep", layer="v1", n_bootstrap=0)
     md = (tmp_path / "rep" / "summary.md").read_text()
     assert "| network readout (gap) |" in md and "| fitted v1 readout, cross-validated |" in md
     assert "stability categories come from the network's own readout (gap)" in md
@@ -205,10 +205,10 @@ def test_dendrogram_title_names_model_layer_and_readout(acts):
 
 
 def test_cli_analyze_and_fitted_layer(acts, tmp_path):
-    r = run("analyze", acts, "-o", tmp_path / "rep")
+    r = run("analyze", acts, "-o", tmp_path / "rep", "--bootstrap", "0")
     assert r.exit_code == 0, r.output
     assert "report on layer gap (stored readout)" in r.stdout
-    r = run("analyze", acts, "-o", tmp_path / "rep_v1", "--layer", "v1")
+    r = run("analyze", acts, "-o", tmp_path / "rep_v1", "--layer", "v1", "--bootstrap", "0")
     assert r.exit_code == 0, r.output
     assert "layer v1 (fitted" in r.stdout
     assert json.loads((tmp_path / "rep_v1" / "summary.json").read_text())["attrs"]["layer"] == "v1"
@@ -231,7 +231,7 @@ def test_cli_analyze_of_unlabelled_photos_is_label_free(tmp_path):
         Image.fromarray(rng.integers(0, 255, (30 + i, 40, 3), dtype=np.uint8)).save(photos / f"p{i:02d}.png")
     r = run("extract", "--model", "lateral", "--stimuli", tmp_path / "my_photos", "-o", tmp_path / "p.nc", "-q")
     assert r.exit_code == 0, r.output
-    r = run("analyze", tmp_path / "p.nc", "-o", tmp_path / "rep", "-q")
+    r = run("analyze", tmp_path / "p.nc", "-o", tmp_path / "rep", "-q", "--bootstrap", "0")
     assert r.exit_code == 0, r.output
     assert "label-free" in r.stdout and "agreement with the last step" in r.stdout
     for name in FIGURES:
@@ -249,13 +249,13 @@ def test_cli_analyze_without_readout_exit_2(tmp_path):
     gap = xr.Dataset({"activation": (dims + ("unit",), np.ones((3, 2, 4), np.float32))})
     path = tmp_path / "noreadout.nc"
     xr.DataTree.from_dict({"/": root, "/gap": gap}).to_netcdf(path)
-    r = run("analyze", path, "-o", tmp_path / "rep")
+    r = run("analyze", path, "-o", tmp_path / "rep", "--bootstrap", "0")
     assert r.exit_code == 2 and "has no readout" in one_error_line(r)
 
 
 def test_analyze_does_not_import_torch(acts, tmp_path):
     code = ("import sys\nfrom vision_rnn.cli import main\n"
-            f"try:\n    main(['analyze', {str(acts)!r}, '-o', {str(tmp_path / 'rep')!r}])\n"
+            f"try:\n    main(['analyze', {str(acts)!r}, '-o', {str(tmp_path / 'rep')!r}, '--bootstrap', '20'])\n"
             "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
             "assert 'torch' not in sys.modules, 'torch was imported'\nprint('ok')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -272,7 +272,7 @@ def test_network_table_has_one_row_per_network(acts):
 
 
 def test_demo_with_random_weights(tmp_path):
-    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo")
+    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo", "--bootstrap", "0")
     assert r.exit_code == 0, r.output
     assert "accuracy per step (%):" in r.stdout and "| L2 norm |" in r.stdout
     assert f"report: {tmp_path / 'demo'}" in r.stdout
@@ -281,10 +281,10 @@ def test_demo_with_random_weights(tmp_path):
     assert (tmp_path / "demo" / "lateral_fashion-mnist.nc").exists()
     # a second demo in the same folder replaces the first only with --overwrite
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()}
-    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo")
+    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo", "--bootstrap", "0")
     assert r.exit_code == 2 and "--overwrite" in one_error_line(r)
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()} == before
-    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo", "--overwrite")
+    r = run("demo", "--weights", "random", "--limit", "20", "-o", tmp_path / "demo", "--overwrite", "--bootstrap", "0")
     assert r.exit_code == 0, r.output
     after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "demo").iterdir()}
     assert set(after) == set(before) and all(after[k] > before[k] for k in before)

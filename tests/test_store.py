@@ -238,7 +238,7 @@ for n, tail in enumerate(itertools.permutations(rest)):
             kept.append(vrnn.extract(model, stim, out=path, layers=["it", "gap"], pool="mean", batch_size=8,
                                      overwrite=True))
         elif op == "analyze":
-            analyze(path, f"{folder}/report_{n}")
+            analyze(path, f"{folder}/report_{n}", n_bootstrap=0)
         elif op == "compare":
             c = run_comparison(path, rec, n_bootstrap=5)
             assert c.results["recording"]["value"].notnull().all()

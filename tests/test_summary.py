@@ -139,7 +139,7 @@ def test_without_labels_the_final_prediction_stands_in_for_the_label(tmp_path):
                  "still_moving", "halting_accuracy", "halting_mean_step"):
         xr.testing.assert_allclose(free[name], same[name])
     assert free["accuracy"].values[-1] == 1.0 and 0 < free["category_share"].sel(category="unstable") < 1
-    out = analyze(tmp_path / "free.nc", tmp_path / "report")
+    out = analyze(tmp_path / "free.nc", tmp_path / "report", n_bootstrap=0)
     text = (tmp_path / "report" / "summary.md").read_text()
     assert "label-free" in text and "## Agreement with the last step's prediction per step (%)" in text
     assert json.loads((tmp_path / "report" / "summary.json").read_text())["attrs"]["label_free"] == 1
@@ -168,7 +168,7 @@ def test_a_baseline_network_is_measured_with_this_networks_settling(planted, tmp
     assert s["baseline_settled_n"].values.tolist() == s["settled_n"].values.tolist() == [15, 13, 10]
     assert float(s["baseline_still_moving"]) == 1.0 and float(s["still_moving"]) == 0.0
     assert s.attrs["baseline"] == "synthetic (planted weights)"
-    out = analyze(planted, tmp_path / "report", baseline=twin)
+    out = analyze(planted, tmp_path / "report", baseline=twin, n_bootstrap=0)
     text = (tmp_path / "report" / "summary.md").read_text()
     rel = [100 * np.mean(1 / (ts[ts + k <= 3] + k)) for k in (1, 2, 3)]          # 81.1, 46.2, 33.3
     assert ("| baseline synthetic (planted weights): relative move (%) | " +
@@ -185,3 +185,44 @@ def test_a_baseline_network_is_measured_with_this_networks_settling(planted, tmp
     r = CliRunner().invoke(main, ["analyze", str(planted), "-o", str(tmp_path / "r2"), "--baseline",
                                   str(tmp_path / "missing.nc")])
     assert r.exit_code == 2 and "missing.nc" in r.output and not (tmp_path / "r2").exists()
+
+
+def test_bootstrap_intervals_resample_stimuli_with_the_cutoff_of_the_full_sample(planted, tmp_path):
+    from click.testing import CliRunner
+
+    from vision_rnn.analysis.summary import BOOTSTRAPPED, summarize
+    from vision_rnn.cli import main
+
+    m = readout_measures(planted)
+    s = summarize(m, n_bootstrap=100, seed=3)
+    assert s.attrs["n_bootstrap"] == 100 and s.attrs["bootstrap_seed"] == 3
+    for name in BOOTSTRAPPED:
+        if name in s:
+            low, high = s[f"{name}_ci_low"], s[f"{name}_ci_high"]
+            assert low.dims == s[name].dims
+            ok = np.isfinite(low.values)
+            assert (low.values[ok] <= high.values[ok]).all()
+    # the known answer for accuracy: percentiles of the same resamples, computed here by hand
+    rng = np.random.default_rng(3)
+    correct = (m["prediction"] == m["label"]).values
+    reps = np.array([correct[rng.integers(0, correct.shape[0], correct.shape[0])].mean(axis=0) for _ in range(100)])
+    np.testing.assert_allclose(s["accuracy_ci_low"].values, np.percentile(reps, 2.5, axis=0))
+    np.testing.assert_allclose(s["accuracy_ci_high"].values, np.percentile(reps, 97.5, axis=0))
+    # every stable-correct stimulus has norm 10 once correct: no resample can move that mean
+    np.testing.assert_allclose(s["norm_mean_ci_low"].sel(status="correct"), 10, rtol=1e-6)
+    np.testing.assert_allclose(s["norm_mean_ci_high"].sel(status="correct"), 10, rtol=1e-6)
+    xr.testing.assert_identical(summarize(m, n_bootstrap=100, seed=3), s)       # seeded
+    other = summarize(m, n_bootstrap=100, seed=4)
+    assert not (other["accuracy_ci_low"].equals(s["accuracy_ci_low"]) and
+                other["accuracy_ci_high"].equals(s["accuracy_ci_high"]))
+    assert "accuracy_ci_low" not in summarize(m)
+    with pytest.raises(AnalysisError, match="`n_bootstrap=-1`"):
+        summarize(m, n_bootstrap=-1)
+    r = CliRunner().invoke(main, ["analyze", str(planted), "-o", str(tmp_path / "r"), "--bootstrap", "-1"])
+    assert r.exit_code == 2 and "--bootstrap" in r.output and not (tmp_path / "r").exists()
+    r = CliRunner().invoke(main, ["analyze", str(planted), "-o", str(tmp_path / "r"), "--bootstrap", "50",
+                                  "--seed", "1"])
+    assert r.exit_code == 0, r.output
+    text = (tmp_path / "r" / "summary.md").read_text()
+    assert "95% bootstrap intervals over stimuli (50 samples, seed 1" in text
+    assert "| L2 norm | 10 [10, 10] |" in text

@@ -376,10 +376,13 @@ def train_cmd(model_name, data, out, epochs, batch_size, lr, seed, timesteps, au
 @click.option("--baseline", type=click.Path(), default=None,
               help="Activation file of a baseline network over the same stimuli (e.g. the random-weights "
                    "twin): how far its representations move after this network settles, reported beside.")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap samples over stimuli for the 95% intervals of the table (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--overwrite", is_flag=True, help="Replace the report of an earlier run in the folder.")
 @quiet_option
 @user_errors
-def analyze_cmd(acts, out, layer, baseline, overwrite, quiet):
+def analyze_cmd(acts, out, layer, baseline, n_bootstrap, seed, overwrite, quiet):
     """Run the CCN23 analyses on an activation file: figures, summary.json, summary.md.
 
     \b
@@ -393,7 +396,8 @@ def analyze_cmd(acts, out, layer, baseline, overwrite, quiet):
     out = Path(out) if out else Path(acts).with_name(Path(acts).stem + "_report")
     from .report import accuracy_line, summary_markdown
 
-    s = analyze(acts, out, layer=layer, baseline=baseline, overwrite=overwrite, progress=show_progress(quiet))
+    s = analyze(acts, out, layer=layer, baseline=baseline, n_bootstrap=n_bootstrap, seed=seed, overwrite=overwrite,
+                progress=show_progress(quiet))
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report on layer {s.attrs['layer']} ({s.attrs['readout']} readout): {folder_text(out)} "
@@ -407,10 +411,12 @@ def analyze_cmd(acts, out, layer, baseline, overwrite, quiet):
               help="Folder for the activations and the report.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
               help="Use this many evenly spaced images of the 500.")
+@click.option("--bootstrap", "n_bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Bootstrap samples over stimuli for the 95% intervals of the table (0: none).")
 @click.option("--overwrite", is_flag=True, help="Replace the activations and report of an earlier demo in the folder.")
 @quiet_option
 @user_errors
-def demo_cmd(weights, out, limit, overwrite, quiet):
+def demo_cmd(weights, out, limit, n_bootstrap, overwrite, quiet):
     """Extract builtin:fashion-mnist with the shipped lateral model, analyse it, print the table.
 
     \b
@@ -421,7 +427,8 @@ def demo_cmd(weights, out, limit, overwrite, quiet):
     """
     from .report import accuracy_line, demo, summary_markdown
 
-    s = demo(weights=weights, out=out, limit=limit, overwrite=overwrite, progress=show_progress(quiet))
+    s = demo(weights=weights, out=out, limit=limit, n_bootstrap=n_bootstrap, overwrite=overwrite,
+             progress=show_progress(quiet))
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report: {folder_text(out)} (figures *.png, summary.json, summary.md)")

@@ -94,7 +94,7 @@ def summary_markdown(s) -> str:
              "| step | " + " | ".join(str(t) for t in times) + " |",
              "|---|" + "---|" * len(times),
              f"| network readout ({a.get('readout_layer', 'gap')}) | " +
-             " | ".join(f"{100 * x:.1f}" for x in s["accuracy"].values) + " |"]
+             " | ".join(_ci(s, "accuracy", 100, time=t) for t in times) + " |"]
     if "layer_accuracy" in s:
         lines += [f"| fitted {a.get('layer')} readout | " +
                   " | ".join(f"{100 * x:.1f}" for x in s["layer_accuracy"].values) + " |",
@@ -102,24 +102,47 @@ def summary_markdown(s) -> str:
                   " | ".join(_pct(x) for x in s["layer_cv_accuracy"].values) + " |"]
     lines += ["", _readout_sentence(s), "",
               "## Stability of the prediction sequence", "", "| category | share (%) | count |", "|---|---|---|"]
-    for c, share, n in zip(s["category"].values, s["category_share"].values, s["category_count"].values):
-        lines.append(f"| {c} | {100 * share:.1f} | {n} |")
+    for c, n in zip(s["category"].values, s["category_count"].values):
+        lines.append(f"| {c} | {_ci(s, 'category_share', 100, category=c)} | {n} |")
     sc, done, yet = ("Stable", "already settled", "not yet settled") if free else \
         ("Stable-correct", "already correct", "not yet correct")
     lines += ["", f"{sc} stimuli by t_stable: " +
               ", ".join(f"{t}: {n}" for t, n in zip(s["t_stable"].values, s["t_stable_count"].values)), "",
               f"## The CCN23 table ({sc.lower()} stimuli, mean over steps)", "",
               f"| measure | {done} | {yet} |", "|---|---|---|",
-              f"| L2 norm | {_fmt(s['norm_mean'].sel(status='correct'))} | "
-              f"{_fmt(s['norm_mean'].sel(status='not_yet'))} |",
+              f"| L2 norm | {_ci(s, 'norm_mean', status='correct')} | {_ci(s, 'norm_mean', status='not_yet')} |",
               f"| peripherality (cosine to current zone's readout vector) | "
-              f"{_fmt(s['peripherality_mean'].sel(status='correct'))} | "
-              f"{_fmt(s['peripherality_mean'].sel(status='not_yet'))} |", "",
+              f"{_ci(s, 'peripherality_mean', status='correct')} | {_ci(s, 'peripherality_mean', status='not_yet')} |",
+              f"| stimuli (n) | {int(s['t_stable_count'].sum())} | "
+              f"{int(s['t_stable_count'].values[1:].sum())} ({_status_n(s)}) |", "",
               f"| {yet}: cosine with | eventual class | other stimuli's eventual classes |",
               "|---|---|---|",
-              f"| heading | {_fmt(s['heading'].sel(target='eventual'))} | "
-              f"{_fmt(s['heading'].sel(target='others'))} |", ""]
+              f"| heading | {_ci(s, 'heading', target='eventual')} | {_ci(s, 'heading', target='others')} |", ""]
+    if "n_bootstrap" in a:
+        lines += [f"Brackets: 95% bootstrap intervals over stimuli ({a['n_bootstrap']} samples, seed "
+                  f"{a.get('bootstrap_seed')}; the settling cutoff fixed from the full sample).", ""]
     return "\n".join(lines + _claim_lines(s))
+
+
+def _ci(s, name, scale=1.0, **where) -> str:
+    """``value [low, high]`` of ``name`` at ``where`` (scale 100: percentages with one decimal); the
+    value alone without intervals."""
+    fmt = (lambda x: _pct(x / 100)) if scale == 100 else _fmt
+    value = fmt(scale * float(s[name].sel(where)))
+    if f"{name}_ci_low" not in s:
+        return value
+    low, high = (scale * float(s[f"{name}_ci_{b}"].sel(where)) for b in ("low", "high"))
+    return f"{value} [{fmt(low)}, {fmt(high)}]"
+
+
+def _status_n(s) -> str:
+    """The not-yet stimuli per step before the cutoff, e.g. '12 to 3 per step'."""
+    cutoff = int(s.attrs.get("settling_cutoff", 0))
+    n = s["status_count"].sel(status="not_yet").values[:max(cutoff, 0)]
+    n = n[n > 0]
+    if not n.size:
+        return "none before the cutoff"
+    return f"{n.max()} per step" if n.max() == n.min() else f"{n.max()} to {n.min()} per step"
 
 
 def _claim_lines(s) -> list:
@@ -128,9 +151,9 @@ def _claim_lines(s) -> list:
     if "settled_n" in s:
         after = s["after"].values
         rows = ["| mean move | " + " | ".join(_fmt(x) for x in s["settled_distance"].values) + " |",
-                "| relative move (%) | " + " | ".join(_pct(x) for x in s["settled_relative"].values) + " |",
+                "| relative move (%) | " + " | ".join(_ci(s, "settled_relative", 100, after=k) for k in after) + " |",
                 "| stimuli | " + " | ".join(str(int(x)) for x in s["settled_n"].values) + " |"]
-        still = [f"Still moving at the last step (move > 0.1% of the norm): {_pct(s['still_moving'])}% of the "
+        still = [f"Still moving at the last step (move > 0.1% of the norm): {_ci(s, 'still_moving', 100)}% of the "
                  f"{int(s['settled_n'].values[0]) if after.size else 0} "
                  f"{'stable' if s.attrs.get('label_free') else 'stable-correct'} stimuli."]
         if "baseline_settled_relative" in s:
@@ -152,8 +175,8 @@ def _claim_lines(s) -> list:
                   "(else at the last step); accuracy of the prediction there, and the mean stopping step "
                   "(0-based). Stopping every stimulus at step t gives the accuracy per step above.", "",
                   "| threshold | " + " | ".join(f"{x:g}" for x in th) + " |", "|---|" + "---|" * len(th),
-                  "| accuracy (%) | " + " | ".join(_pct(x) for x in s["halting_accuracy"].values) + " |",
-                  "| mean step | " + " | ".join(f"{x:.2f}" for x in s["halting_mean_step"].values) + " |", ""]
+                  "| accuracy (%) | " + " | ".join(_ci(s, "halting_accuracy", 100, threshold=x) for x in th) + " |",
+                  "| mean step | " + " | ".join(_ci(s, "halting_mean_step", threshold=x) for x in th) + " |", ""]
     return lines
 
 
@@ -204,7 +227,8 @@ def _claims_table(summaries: dict) -> str:
     return "\n" + "\n".join([head, "|---" * 9 + "|"] + rows) + "\n"
 
 
-def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=False, **fit_options):
+def analyze(path, out, layer=None, *, baseline=None, n_bootstrap: int = 1000, seed: int = 0, overwrite=False,
+            progress=False, **fit_options):
     """Analyse one activation file; write every figure (PNG), summary.json and summary.md to ``out``.
 
     The report's files are written as a set (see :func:`vision_rnn.atomic.file_set`): an
@@ -226,6 +250,12 @@ def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=F
         A baseline network's activation file over the same stimuli (e.g. the
         random-weights twin): claim (1) is reported for it beside this network
         (see :func:`vision_rnn.analysis.summary.add_baseline`).
+    n_bootstrap : int, optional
+        Bootstrap samples over stimuli for the 95% intervals of the table
+        (``<name>_ci_low``/``<name>_ci_high``; see
+        :func:`vision_rnn.analysis.summarize`); 0 for none.
+    seed : int, optional
+        Seed of the bootstrap.
     overwrite : bool, optional
         Replace an earlier report in ``out``.
     progress : bool, optional
@@ -247,7 +277,7 @@ def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=F
     from tqdm.auto import tqdm
 
     from .analysis._chunks import small_chunk_cache
-    from .analysis.summary import add_baseline, readout_measures, summarize
+    from .analysis.summary import add_baseline, add_intervals, readout_measures, summarize
     from .store import open_activations, refuse_damaged
 
     path, out = Path(path), Path(out)
@@ -263,9 +293,13 @@ def analyze(path, out, layer=None, *, baseline=None, overwrite=False, progress=F
         raise AnalysisError(f"{path}: {e}") from None
     finally:
         tree.close()
+    if int(n_bootstrap) < 0:
+        raise VRNNError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or a positive number of samples")
     s = summarize(m)
-    if baseline is not None:
+    if baseline is not None:                       # before the bootstrap: a bad baseline fails fast
         add_baseline(s, m, baseline, progress=progress)
+    if n_bootstrap:
+        add_intervals(s, m, int(n_bootstrap), seed)
     s.attrs["source"] = str(path)
     with file_set(out, owns=REPORT_FILES) as tmp:      # the old report or the whole new one, never a mix
         for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):
@@ -288,8 +322,8 @@ def accuracy_line(s) -> str:
             " ".join(_pct(x) for x in s["layer_cv_accuracy"].values))
 
 
-def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, overwrite=False,
-         progress=False):
+def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, n_bootstrap: int = 1000,
+         overwrite=False, progress=False):
     """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
 
     Writes ``lateral_fashion-mnist.nc`` (every layer at every step) and the report to
@@ -304,6 +338,8 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
         The folder for the activation file and the report.
     limit : int, optional
         Take that many evenly spaced images of the 500 (at least 2); default all.
+    n_bootstrap : int, optional
+        Bootstrap samples for the table's 95% intervals (see :func:`analyze`).
     overwrite : bool, optional
         Replace an earlier demo in ``out``.
     progress : bool, optional
@@ -337,4 +373,4 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
     out.mkdir(exist_ok=True)
     extract(model, stim, out=acts, overwrite=overwrite, progress=progress).close()
-    return analyze(acts, out, overwrite=overwrite, progress=progress)
+    return analyze(acts, out, n_bootstrap=n_bootstrap, overwrite=overwrite, progress=progress)

@@ -172,7 +172,11 @@ def _step_mean(da, cutoff):
     return sub.isel(time=np.flatnonzero(ok)).mean("time")
 
 
-def summarize(m):
+BOOTSTRAPPED = ("accuracy", "category_share", "norm_mean", "peripherality_mean", "heading", "settled_distance",
+                "settled_relative", "still_moving", "halting_accuracy", "halting_mean_step", "layer_accuracy")
+
+
+def summarize(m, n_bootstrap: int = 0, seed: int = 0):
     """The CCN23 table of one network from :func:`readout_measures` -> Dataset.
 
     ``accuracy`` and the stability categories are those of the network's own
@@ -182,6 +186,13 @@ def summarize(m):
     ----------
     m : xarray.Dataset
         The result of :func:`readout_measures`.
+    n_bootstrap : int, optional
+        Bootstrap samples over stimuli (resampled with replacement, seeded by
+        ``seed``) for a 95% percentile interval of every number of the table
+        (:data:`BOOTSTRAPPED`): ``<name>_ci_low`` and ``<name>_ci_high``. The
+        settling cutoff stays the one of the full sample. 0: none.
+    seed : int, optional
+        Seed of the bootstrap.
 
     Returns
     -------
@@ -205,8 +216,45 @@ def summarize(m):
 
     Examples
     --------
-    >>> s = summarize(readout_measures("acts.nc"))                     # doctest: +SKIP
+    >>> s = summarize(readout_measures("acts.nc"), n_bootstrap=1000)   # doctest: +SKIP
     """
+    n_bootstrap = int(n_bootstrap)
+    if n_bootstrap < 0:
+        raise AnalysisError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or a positive number of samples")
+    out = _table(m)
+    if n_bootstrap:
+        add_intervals(out, m, n_bootstrap, seed)
+    return out
+
+
+def add_intervals(out, m, n_bootstrap: int, seed: int = 0) -> None:
+    """Add to the summary ``out`` (of ``m``) the 95% percentile bootstrap intervals over stimuli of
+    the :data:`BOOTSTRAPPED` numbers: ``<name>_ci_low`` / ``<name>_ci_high`` (see :func:`summarize`)."""
+    import warnings
+
+    rng = np.random.default_rng(seed)
+    n = m.sizes["stimulus"]
+    names = [v for v in BOOTSTRAPPED if v in out]
+    reps = {v: np.full((n_bootstrap,) + out[v].shape, np.nan) for v in names}
+    cutoff = int(out.attrs["settling_cutoff"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)         # a sample may leave a group empty: NaN
+        for b in range(n_bootstrap):
+            r = _table(m.isel(stimulus=rng.integers(0, n, n)), cutoff)
+            for v in names:
+                reps[v][b] = r[v].values
+        for v in names:
+            low, high = np.nanpercentile(reps[v], [2.5, 97.5], axis=0)
+            for name, vals in ((f"{v}_ci_low", low), (f"{v}_ci_high", high)):
+                out[name] = (out[v].dims, vals, {"units": out[v].attrs.get("units", ""),
+                                                 "long_name": f"95% bootstrap interval of {v}"})
+    out.attrs.update(n_bootstrap=n_bootstrap, bootstrap_seed=int(seed),
+                     interval="95% percentile bootstrap over stimuli (resampled with replacement); the "
+                              "settling cutoff fixed from the full sample")
+
+
+def _table(m, cutoff=None):
+    """:func:`summarize` without intervals; ``cutoff``: the settling cutoff (default: m's own)."""
     import xarray as xr
 
     stab = m[["category", "t_stable"]].assign_attrs(timesteps=m.attrs["timesteps"])
@@ -218,7 +266,7 @@ def summarize(m):
     sc = cats == CATEGORIES[0]
     ts = m["t_stable"].values[sc]
     groups = settling_groups(stab)
-    cutoff = groups.attrs["cutoff"]
+    cutoff = groups.attrs["cutoff"] if cutoff is None else int(cutoff)
     w = m["readout_weight"].values
     cos = cosines(m["scores"].values, m["norm"].values, w)
     zone = m["zone"].values
