@@ -181,17 +181,23 @@ def _claim_lines(s) -> list:
 
 
 def network_table(summaries: dict) -> str:
-    """The paper's table across networks (markdown): one row per name -> summary Dataset."""
-    head = ("| network | accuracy, last step (%) | stable-correct (%) | norm: correct | norm: not yet "
-            "| peripherality: correct | peripherality: not yet | heading: eventual | heading: others |")
-    lines = [head, "|---" * 9 + "|"]
+    """The paper's table across networks (markdown): one row per name -> summary Dataset.
+
+    Each number carries its 95% bootstrap interval in brackets where the summary has them
+    (:func:`~vision_rnn.analysis.summarize` with ``n_bootstrap``); ``n`` counts the stimuli and the
+    stable-correct ones."""
+    head = ("| network | n (stable-correct) | accuracy, last step (%) | stable-correct (%) | norm: correct "
+            "| norm: not yet | peripherality: correct | peripherality: not yet | heading: eventual "
+            "| heading: others |")
+    lines = [head, "|---" * 10 + "|"]
     for name, s in summaries.items():
-        share = float(s["category_share"].isel(category=0)) * 100          # stable-correct (label-free: stable)
-        row = [name, f"{100 * float(s['accuracy'].values[-1]):.1f}", f"{share:.1f}",
-               _fmt(s["norm_mean"].sel(status="correct")), _fmt(s["norm_mean"].sel(status="not_yet")),
-               _fmt(s["peripherality_mean"].sel(status="correct")),
-               _fmt(s["peripherality_mean"].sel(status="not_yet")),
-               _fmt(s["heading"].sel(target="eventual")), _fmt(s["heading"].sel(target="others"))]
+        first = s["category"].values[0]                      # stable-correct (label-free: stable)
+        last = s["time"].values[-1]
+        row = [name, f"{int(s['category_count'].sum())} ({int(s['category_count'].values[0])})",
+               _ci(s, "accuracy", 100, time=last), _ci(s, "category_share", 100, category=first),
+               _ci(s, "norm_mean", status="correct"), _ci(s, "norm_mean", status="not_yet"),
+               _ci(s, "peripherality_mean", status="correct"), _ci(s, "peripherality_mean", status="not_yet"),
+               _ci(s, "heading", target="eventual"), _ci(s, "heading", target="others")]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n" + _claims_table(summaries)
 
@@ -207,16 +213,17 @@ def _claims_table(summaries: dict) -> str:
             continue
         n = s["settled_n"].values
         last = int(np.flatnonzero(n > 0)[-1]) if (n > 0).any() else 0
-        row = [name, _pct(s["settled_relative"].values[0]), f"{_pct(s['settled_relative'].values[last])} "
-               f"(k={int(s['after'].values[last])})", _pct(s["still_moving"])]
+        k1, kl = s["after"].values[0], s["after"].values[last]
+        row = [name, _ci(s, "settled_relative", 100, after=k1), f"{_ci(s, 'settled_relative', 100, after=kl)} (k={kl})",
+               _ci(s, "still_moving", 100)]
         if "baseline_settled_relative" in s:
             row += [_pct(s["baseline_settled_relative"].values[0]), _pct(s["baseline_settled_relative"].values[last]),
                     _pct(s["baseline_still_moving"])]
         else:
             row += ["-"] * 3
         if "halting_accuracy" in s and HALT_SHOWN in s["threshold"].values:
-            h = s.sel(threshold=HALT_SHOWN)
-            row += [_pct(h["halting_accuracy"]), f"{float(h['halting_mean_step']):.2f}"]
+            row += [_ci(s, "halting_accuracy", 100, threshold=HALT_SHOWN), _ci(s, "halting_mean_step",
+                                                                                 threshold=HALT_SHOWN)]
         else:
             row += ["-"] * 2
         rows.append("| " + " | ".join(row) + " |")
