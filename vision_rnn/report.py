@@ -300,13 +300,11 @@ def analyze(path, out, layer=None, *, baseline=None, n_bootstrap: int = 1000, se
         raise AnalysisError(f"{path}: {e}") from None
     finally:
         tree.close()
-    if int(n_bootstrap) < 0:
-        raise VRNNError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or a positive number of samples")
     s = summarize(m)
     if baseline is not None:                       # before the bootstrap: a bad baseline fails fast
         add_baseline(s, m, baseline, progress=progress)
-    if n_bootstrap:
-        add_intervals(s, m, int(n_bootstrap), seed)
+    if int(n_bootstrap):
+        add_intervals(s, m, n_bootstrap, seed)
     s.attrs["source"] = str(path)
     with file_set(out, owns=REPORT_FILES) as tmp:      # the old report or the whole new one, never a mix
         for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):

@@ -218,11 +218,8 @@ def summarize(m, n_bootstrap: int = 0, seed: int = 0):
     --------
     >>> s = summarize(readout_measures("acts.nc"), n_bootstrap=1000)   # doctest: +SKIP
     """
-    n_bootstrap = int(n_bootstrap)
-    if n_bootstrap < 0:
-        raise AnalysisError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or a positive number of samples")
     out = _table(m)
-    if n_bootstrap:
+    if int(n_bootstrap):
         add_intervals(out, m, n_bootstrap, seed)
     return out
 
@@ -232,22 +229,25 @@ def add_intervals(out, m, n_bootstrap: int, seed: int = 0) -> None:
     the :data:`BOOTSTRAPPED` numbers: ``<name>_ci_low`` / ``<name>_ci_high`` (see :func:`summarize`)."""
     import warnings
 
+    if int(n_bootstrap) < 0:
+        raise AnalysisError(f"`n_bootstrap={n_bootstrap}`: must be 0 (no intervals) or a positive number of samples")
+    n_bootstrap = int(n_bootstrap)
     rng = np.random.default_rng(seed)
     n = m.sizes["stimulus"]
-    names = [v for v in BOOTSTRAPPED if v in out]
-    reps = {v: np.full((n_bootstrap,) + out[v].shape, np.nan) for v in names}
+    names = [name for name in BOOTSTRAPPED if name in out]
+    reps = {name: np.full((n_bootstrap,) + out[name].shape, np.nan) for name in names}
     cutoff = int(out.attrs["settling_cutoff"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)         # a sample may leave a group empty: NaN
         for b in range(n_bootstrap):
             r = _table(m.isel(stimulus=rng.integers(0, n, n)), cutoff)
-            for v in names:
-                reps[v][b] = r[v].values
-        for v in names:
-            low, high = np.nanpercentile(reps[v], [2.5, 97.5], axis=0)
-            for name, vals in ((f"{v}_ci_low", low), (f"{v}_ci_high", high)):
-                out[name] = (out[v].dims, vals, {"units": out[v].attrs.get("units", ""),
-                                                 "long_name": f"95% bootstrap interval of {v}"})
+            for name in names:
+                reps[name][b] = r[name].values
+        for name in names:
+            low, high = np.nanpercentile(reps[name], [2.5, 97.5], axis=0)
+            for bound, vals in (("low", low), ("high", high)):
+                out[f"{name}_ci_{bound}"] = (out[name].dims, vals, {"units": out[name].attrs.get("units", ""),
+                                                                    "long_name": f"95% bootstrap interval of {name}"})
     out.attrs.update(n_bootstrap=n_bootstrap, bootstrap_seed=int(seed),
                      interval="95% percentile bootstrap over stimuli (resampled with replacement); the "
                               "settling cutoff fixed from the full sample")
@@ -335,7 +335,8 @@ def _table(m, cutoff=None):
     return out
 
 
-def summary(tree, layer=None, *, baseline=None, progress=False, **fit_options):
+def summary(tree, layer=None, *, baseline=None, n_bootstrap: int = 0, seed: int = 0, progress=False,
+            **fit_options):
     """The paper's table for one network from an activation file -> ``xarray.Dataset``.
 
     ``summarize(readout_measures(tree, layer))``: by default on the readout
@@ -355,6 +356,9 @@ def summary(tree, layer=None, *, baseline=None, progress=False, **fit_options):
         e.g. the random-weights twin (the notebook's baseline): claim (1) is
         measured on its layer too, with this network's settling
         (:func:`add_baseline`).
+    n_bootstrap, seed : int, optional
+        Bootstrap samples (and their seed) for the 95% intervals of the table
+        (see :func:`summarize`); 0: none.
     progress : bool, optional
         Show a progress bar while the layer is read.
     **fit_options
@@ -377,6 +381,8 @@ def summary(tree, layer=None, *, baseline=None, progress=False, **fit_options):
     s = summarize(m)
     if baseline is not None:
         add_baseline(s, m, baseline, progress=progress)
+    if int(n_bootstrap):
+        add_intervals(s, m, n_bootstrap, seed)
     return s
 
 
