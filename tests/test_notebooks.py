@@ -50,9 +50,8 @@ def execute(name, figures):
     return done, text
 
 
-# the 92-image notebook runs by default; the other two (about 50 s together) with the slow tests
-@pytest.mark.parametrize("name", [n if n == "kriegeskorte92.py" else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in sorted(NOTEBOOKS)])
+@pytest.mark.slow                       # about 70 s for the three: with the slow tests (.ci/run runs both)
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
 def test_notebook_runs_and_writes_its_figures(name, tmp_path):
     before = set(p.name for p in ROOT.iterdir())
     done, stdout = execute(name, tmp_path)
