@@ -182,6 +182,7 @@ def test_killed_writer_keeps_the_batches_and_resume_completes_equal(folder, refe
 
 
 # -- 6. two runs at once; the lock belongs to the main process ---------------------------------------
+@pytest.mark.slow
 def test_a_second_run_is_refused_naming_the_first(folder, tmp_path):
     out = tmp_path / "two.nc"
     partial = out.with_name("two.nc.partial")

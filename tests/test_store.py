@@ -249,9 +249,8 @@ print("done", flush=True)
 """
 
 
-@pytest.mark.parametrize("first", ["open", pytest.param("extract", marks=pytest.mark.slow),
-                                   pytest.param("analyze", marks=pytest.mark.slow),
-                                   pytest.param("compare", marks=pytest.mark.slow)])
+@pytest.mark.slow                       # about 18 s each
+@pytest.mark.parametrize("first", ["open", "extract", "analyze", "compare"])
 def test_one_file_in_one_process_in_every_order(first, tmp_path):
     stim = vrnn.load_stimuli("builtin:fashion-mnist").subset(range(0, 500, 25))
     rng = np.random.default_rng(1)
