@@ -284,7 +284,7 @@ def analyze(path, out, layer=None, *, baseline=None, n_bootstrap: int = 1000, se
     from tqdm.auto import tqdm
 
     from .analysis._chunks import small_chunk_cache
-    from .analysis.summary import add_baseline, add_intervals, readout_measures, summarize
+    from .analysis.summary import readout_measures, summarize
     from .store import open_activations, refuse_damaged
 
     path, out = Path(path), Path(out)
@@ -300,11 +300,7 @@ def analyze(path, out, layer=None, *, baseline=None, n_bootstrap: int = 1000, se
         raise AnalysisError(f"{path}: {e}") from None
     finally:
         tree.close()
-    s = summarize(m)
-    if baseline is not None:                       # before the bootstrap: a bad baseline fails fast
-        add_baseline(s, m, baseline, progress=progress)
-    if int(n_bootstrap):
-        add_intervals(s, m, n_bootstrap, seed)
+    s = summarize(m, n_bootstrap, seed, baseline)
     s.attrs["source"] = str(path)
     with file_set(out, owns=REPORT_FILES) as tmp:      # the old report or the whole new one, never a mix
         for name, make in tqdm(_figures(s, m).items(), desc="figures", unit="fig", disable=not progress):

@@ -75,7 +75,7 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     attrs = dict(tree.attrs)
     readout_layer = str(attrs.get("readout_layer", "gap"))
     layer = layer or readout_layer
-    logits = root["logits"]
+    logits = root["logits"].load()              # small; read once for predictions, stability and confidence
     label_free = "label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any()
     if label_free:                     # the final prediction stands in for the label
         if logits.sizes["time"] < 2:
@@ -176,7 +176,7 @@ BOOTSTRAPPED = ("accuracy", "category_share", "norm_mean", "peripherality_mean",
                 "settled_relative", "still_moving", "halting_accuracy", "halting_mean_step", "layer_accuracy")
 
 
-def summarize(m, n_bootstrap: int = 0, seed: int = 0):
+def summarize(m, n_bootstrap: int = 0, seed: int = 0, baseline=None):
     """The CCN23 table of one network from :func:`readout_measures` -> Dataset.
 
     ``accuracy`` and the stability categories are those of the network's own
@@ -193,6 +193,10 @@ def summarize(m, n_bootstrap: int = 0, seed: int = 0):
         settling cutoff stays the one of the full sample. 0: none.
     seed : int, optional
         Seed of the bootstrap.
+    baseline : str, os.PathLike or xarray.DataTree, optional
+        Another network's activation file over the same stimuli and steps
+        (e.g. the random-weights twin): claim (1) on its layer too, with this
+        network's settling (:func:`add_baseline`).
 
     Returns
     -------
@@ -219,6 +223,8 @@ def summarize(m, n_bootstrap: int = 0, seed: int = 0):
     >>> s = summarize(readout_measures("acts.nc"), n_bootstrap=1000)   # doctest: +SKIP
     """
     out = _table(m)
+    if baseline is not None:                       # before the bootstrap: a bad baseline fails fast
+        add_baseline(out, m, baseline)
     if int(n_bootstrap):
         add_intervals(out, m, n_bootstrap, seed)
     return out
@@ -284,10 +290,7 @@ def _table(m, cutoff=None):
                              coords={"t_stable": np.arange(n_t), "time": times})
     halt = halting_from(m["confidence"].values, m["prediction"].values, m["label"].values,
                         np.asarray(HALT_THRESHOLDS), times) if "confidence" in m else None
-    if sc.any() and n_t >= 2:
-        moved = settled_motion_from(m["step"].values[sc][:, :-1], m["norm"].values[sc], ts)
-    else:
-        moved = settled_motion_from(np.zeros((0, max(n_t - 1, 1))), np.zeros((0, max(n_t, 2))), ts[:0])
+    moved = settled_motion_from(m["step"].values[sc][:, :-1], m["norm"].values[sc], ts)
     pick = sc & (m["t_stable"].values > 0)
     head = heading_from(cos[pick], zone[pick], m["label"].values[pick], m["t_stable"].values[pick], times)
     out = xr.Dataset(
@@ -377,16 +380,10 @@ def summary(tree, layer=None, *, baseline=None, n_bootstrap: int = 0, seed: int 
     >>> s = vrnn.analysis.summary("acts.nc")                               # doctest: +SKIP
     >>> s["accuracy"].values                                               # doctest: +SKIP
     """
-    m = readout_measures(tree, layer, progress=progress, **fit_options)
-    s = summarize(m)
-    if baseline is not None:
-        add_baseline(s, m, baseline, progress=progress)
-    if int(n_bootstrap):
-        add_intervals(s, m, n_bootstrap, seed)
-    return s
+    return summarize(readout_measures(tree, layer, progress=progress, **fit_options), n_bootstrap, seed, baseline)
 
 
-def add_baseline(s, m, baseline, *, progress=False) -> None:
+def add_baseline(s, m, baseline) -> None:
     """Add claim (1) of a baseline network to the summary ``s`` (from ``m``): the same layer of
     ``baseline`` (an activation file or its DataTree over the same stimuli and steps, e.g. the
     random-weights twin), measured with this network's settling (:func:`settled_motion`).
@@ -399,20 +396,21 @@ def add_baseline(s, m, baseline, *, progress=False) -> None:
     opened = not hasattr(baseline, "children")
     source = f"{baseline}: " if opened else "baseline: "
     twin, _, _ = _open_checked(baseline)
+    who = f"{twin.attrs.get('model', '')} ({twin.attrs.get('weights', '')} weights)"
     try:
         name = s.attrs["layer"]
         if name not in twin.children:
-            raise AnalysisError(f"{source}has no layer {name!r} (it has {', '.join(twin.children)}); "
+            raise AnalysisError(f"has no layer {name!r} (it has {', '.join(twin.children)}); "
                                 "extract the baseline with the same layers")
         stab = m[["category", "t_stable"]].assign_attrs(timesteps=m.attrs["timesteps"])
         moved = settled_motion(get_layer(twin, name), stab)
     except AnalysisError as e:
-        raise AnalysisError(f"{source}{e}" if not str(e).startswith(source) else str(e)) from None
+        raise AnalysisError(f"{source}{e}") from None
     finally:
         if opened:
             twin.close()
     for var in ("distance", "relative", "n"):
         s[f"baseline_settled_{var}"] = moved[var]
     s["baseline_still_moving"] = moved["still_moving"]
-    s.attrs["baseline"] = f"{twin.attrs.get('model', '')} ({twin.attrs.get('weights', '')} weights)"
+    s.attrs["baseline"] = who
 
