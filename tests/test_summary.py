@@ -178,7 +178,7 @@ def test_a_baseline_network_is_measured_with_this_networks_settling(planted, tmp
     # other stimuli, another layer, a missing file: refused, naming the baseline
     other = write_activations(tmp_path / "other.nc", {"gap": gap[1:]}, labels[1:], np.eye(4),
                               classes=["cat", "dog", "car", "van"])                # other stimulus ids
-    with pytest.raises(AnalysisError, match=r"other.nc: settled_motion: \d+ of the 20 stimuli of stab are not in"):
+    with pytest.raises(AnalysisError, match=r"other.nc: \d+ of the 20 stimuli analysed are not in it; extract the baseline from the same stimuli"):
         summary(planted, baseline=other)
     with pytest.raises(AnalysisError, match=r"twin.nc: has no layer 'v1'"):
         summary(planted, "v1", baseline=twin)

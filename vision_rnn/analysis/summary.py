@@ -403,7 +403,12 @@ def add_baseline(s, m, baseline) -> None:
             raise AnalysisError(f"has no layer {name!r} (it has {', '.join(twin.children)}); "
                                 "extract the baseline with the same layers")
         stab = m[["category", "t_stable"]].assign_attrs(timesteps=m.attrs["timesteps"])
-        moved = settled_motion(get_layer(twin, name), stab)
+        act = get_layer(twin, name)
+        missing = int((~np.isin(stab["stimulus"].values, act["stimulus"].values)).sum())
+        if missing:
+            raise AnalysisError(f"{missing} of the {stab.sizes['stimulus']} stimuli analysed are not in it; "
+                                "extract the baseline from the same stimuli")
+        moved = settled_motion(act, stab)
     except AnalysisError as e:
         raise AnalysisError(f"{source}{e}") from None
     finally:
