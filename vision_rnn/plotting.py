@@ -279,7 +279,7 @@ def plot_drift(s):
     if groups:
         handles, labels = ax.get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right upper", fontsize=8, frameon=False,
-                   title="stable-correct stimuli\nsettled at", title_fontsize=8)
+                   title=("stable" if s.attrs.get("label_free") else "stable-correct") + " stimuli\nsettled at", title_fontsize=8)
     else:
         ax.text(0.5, 0.5, "no stable-correct stimulus settles before the last step", transform=ax.transAxes,
                 ha="center", va="center", color="grey")
