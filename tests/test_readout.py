@@ -88,6 +88,16 @@ def test_stability_covers_every_category_and_t_stable():
     assert list(st["stimulus"].values) == [f"s{i}" for i in range(len(CASES))]
 
 
+def test_stability_beside_metadata_named_like_its_variables():
+    """The 92-image set has a metadata column `category`: the stability's own variables keep their values."""
+    seqs = [c[0] for c in CASES]
+    lg = logits_of(seqs, labels=[c[1] for c in CASES])
+    lg = lg.assign_coords(category=("stimulus", ["animal"] * len(CASES)), final=("stimulus", [9] * len(CASES)))
+    st = stability(lg)
+    assert st["category"].values.tolist() == [c[2] for c in CASES]
+    assert st["final"].values.tolist() == [c[0][-1] for c in CASES]
+
+
 def _by_definition(seq, label):
     """The notebook's definition, written out step by step."""
     t_n = len(seq)

@@ -239,18 +239,29 @@ def test_cli_analyze_of_unlabelled_photos_is_label_free(tmp_path):
     assert json.loads((tmp_path / "rep" / "summary.json").read_text())["attrs"]["label_free"] == 1
 
 
-def test_cli_analyze_without_readout_exit_2(tmp_path):
+def test_cli_analyze_without_a_stored_readout_fits_one(tmp_path):
+    """A file whose logits are no linear map of a stored layer (a recorded model): the layer gets a fitted
+    readout; its zones follow the labels planted in the activations."""
+    rng = np.random.default_rng(0)
     dims = ("stimulus", "time")
-    root = xr.Dataset({"logits": (dims + ("class",), np.ones((3, 2, 2), np.float32))},
-                      coords={"stimulus": ["a", "b", "c"], "time": [0, 1], "class": ["x", "y"],
-                              "label": ("stimulus", [0, 1, 0])},
-                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "gap", "complete": 1,
-                             "n_stimuli": 3, "batch_size": 3, "batches_done": 1})
-    gap = xr.Dataset({"activation": (dims + ("unit",), np.ones((3, 2, 4), np.float32))})
+    labels = np.arange(30) % 2
+    logits = np.zeros((30, 3, 2), np.float32)
+    logits[np.arange(30), :, labels] = 1.0                       # correct at every step
+    act = rng.normal(size=(30, 3, 4)).astype(np.float32) * 0.1
+    act[:, :, 0] += np.where(labels == 0, 1.0, -1.0)[:, None]      # unit 0 carries the class
+    root = xr.Dataset({"logits": (dims + ("class",), logits)},
+                      coords={"stimulus": [f"s{i}" for i in range(30)], "time": [0, 1, 2], "class": ["x", "y"],
+                              "label": ("stimulus", labels)},
+                      attrs={"vision_rnn_version": "0.1.0", "layers": "gap", "readout_layer": "", "complete": 1,
+                             "n_stimuli": 30, "batch_size": 30, "batches_done": 1})
     path = tmp_path / "noreadout.nc"
-    xr.DataTree.from_dict({"/": root, "/gap": gap}).to_netcdf(path)
+    xr.DataTree.from_dict({"/": root, "/gap": xr.Dataset({"activation": (dims + ("unit",), act)})}).to_netcdf(path)
     r = run("analyze", path, "-o", tmp_path / "rep", "--bootstrap", "0")
-    assert r.exit_code == 2 and "has no readout" in one_error_line(r)
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    assert summary["attrs"]["readout"].startswith("fitted") and summary["attrs"]["layer"] == "gap"
+    assert summary["attrs"]["readout_layer"] == "logits"
+    assert summary["data_vars"]["layer_accuracy"]["data"] == [1.0, 1.0, 1.0]
 
 
 def test_analyze_does_not_import_torch(acts, tmp_path):

@@ -18,6 +18,7 @@ from .store import layer, merge, open_activations
 _LAZY = {
     "load_model": ".models",
     "list_models": ".models",
+    "record": ".models",
     "analysis": None,
     "data_dir": ".datafolder",
     "recordings": None,
@@ -27,7 +28,7 @@ _LAZY = {
 }
 
 __all__ = ["Stimuli", "VRNNError", "analysis", "data_dir", "extract", "layer", "list_models", "load_model",
-           "compare", "load_stimuli", "merge", "open_activations", "plotting", "recordings", "stimulus_ids",
+           "compare", "load_stimuli", "merge", "open_activations", "plotting", "record", "recordings", "stimulus_ids",
            "__version__"]
 
 

@@ -124,9 +124,10 @@ def create(path, layout, *, stimuli_ids, labels, label_names, metadata, classes,
             elif values.dtype.kind not in "biu":
                 values = _text(values)
             root.coords[str(col)] = ("stimulus", values)
-    root["readout_weight"] = described("readout_weight", ("class", "feature"),
-                                       np.asarray(readout_weight, dtype=np.float32))
-    if readout_bias is not None:
+    if readout_weight is not None:
+        root["readout_weight"] = described("readout_weight", ("class", "feature"),
+                                           np.asarray(readout_weight, dtype=np.float32))
+    if readout_weight is not None and readout_bias is not None:
         root["readout_bias"] = described("readout_bias", ("class",), np.asarray(readout_bias, dtype=np.float32))
     root.attrs = {k: _plain(v) for k, v in dict(attrs, complete=0, batches_done=0).items()}
     parts, encoding = {"/": root}, {}

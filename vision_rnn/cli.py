@@ -181,6 +181,9 @@ def models_cmd(quiet):
 def default_output(model_name: str, stimuli_name: str) -> Path:
     p = Path(model_name)
     label = (p.stem if p.is_file() else p.resolve().name) if p.exists() else model_name
+    file, sep, func = model_name.rpartition(":")
+    if sep and file.endswith(".py"):                   # path/to/mynet.py:factory -> mynet-factory
+        label = f"{Path(file).stem}-{func}"
     name = f"{label}_{stimuli_name}.nc"
     from .atomic import safe_name
 
@@ -188,13 +191,17 @@ def default_output(model_name: str, stimuli_name: str) -> Path:
 
 
 @main.command("extract")
-@click.option("--model", "model_name", required=True, help="Model name (see `vrnn models`), run folder or weights file.")
+@click.option("--model", "model_name", required=True,
+              help="Model name (see `vrnn models`), run folder, weights file, or FILE.py:FUNCTION (a function "
+                   "returning vrnn.record(module, ...) or (module, record_kwargs)).")
 @click.option("--stimuli", required=True, help="Folder of images, builtin:fashion-mnist, FILE.h5:SPLIT or kriegeskorte92:PATH.")
 @click.option("-o", "--out", type=click.Path(), default=None,
               help="Output netCDF file, or a Zarr v3 store for a name ending in .zarr (default: "
                    "<model>_<stimuli>.nc in the working directory).")
-@click.option("--weights", default="pretrained", show_default=True, help="pretrained, random or a weights file.")
-@click.option("--layers", default=None, help="Comma-separated layers (default v1,v2,v4,it,gap; retina on request).")
+@click.option("--weights", default="pretrained", show_default=True,
+              help="pretrained, random or a weights file (for FILE.py:FUNCTION: the module's state dict).")
+@click.option("--layers", default=None,
+              help="Comma-separated layers (default: the model's; v1,v2,v4,it,gap for BLT, retina on request).")
 @click.option("--timesteps", type=click.IntRange(min=1), default=None, help="Steps to unroll (default: the trained number).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--device", default="auto", show_default=True,
@@ -225,6 +232,7 @@ def extract_cmd(model_name, stimuli, out, weights, layers, timesteps, batch_size
       vrnn extract --model lateral --stimuli photos/ -o acts.nc
       vrnn extract --model lateral --stimuli photos/ -o acts.zarr
       vrnn extract --model lateral --weights random --stimuli builtin:fashion-mnist --pool mean
+      vrnn extract --model mynet.py:factory --weights trained.safetensors --stimuli photos/
     """
     from .extract import extract, summary_line
     from .models import load_model

@@ -56,12 +56,14 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
 
     Parameters
     ----------
-    model : BLTNet
-        A model from :func:`vision_rnn.load_model`.
+    model : BLTNet or Recorded
+        A model from :func:`vision_rnn.load_model` or :func:`vision_rnn.record`, or any
+        object with the model protocol (DESIGN.md section 3).
     stimuli : Stimuli or str or os.PathLike or numpy.ndarray
         A :class:`~vision_rnn.stimuli.Stimuli` or anything :func:`load_stimuli` takes.
     layers : str or sequence of str, optional
-        Layers to store (default v1, v2, v4, it, gap; "retina" on request).
+        Layers to store (default: the model's default layers; v1, v2, v4, it, gap for
+        the BLT family, "retina" on request).
     timesteps : int, optional
         Steps to unroll (default: the model's).
     batch_size : int, optional
@@ -130,7 +132,6 @@ def extract(model, stimuli, layers=None, timesteps=None, batch_size: int = 64, d
 
 def _checked_options(model, stimuli, layers, timesteps, batch_size, pool, dtype, compression, out, workers):
     """Load the stimuli and check :func:`extract`'s options in order -> (stim, steps, layers, pool, out)."""
-    from .models.blt import LAYERS
     from .stimuli import load_stimuli
 
     stim = load_stimuli(stimuli)
@@ -140,9 +141,10 @@ def _checked_options(model, stimuli, layers, timesteps, batch_size, pool, dtype,
         raise VRNNError(f"`timesteps={timesteps}`: must be a whole number of at least 1 (or None for the "
                         f"model's {model.timesteps})")
     steps = int(model.timesteps if timesteps is None else timesteps)
-    layers = _checked_layers(layers)
+    layers = _checked_layers(layers, model)
     if stim.metadata is not None:
-        store.check_metadata_names(list(stim.metadata.columns), LAYERS, where=stim.metadata_source)
+        store.check_metadata_names(list(stim.metadata.columns), list(model.layer_names),
+                                   where=stim.metadata_source)
     if pool not in (None, "none", "mean"):
         raise VRNNError(f"`pool={pool}`: not mean or None")
     pool = None if pool == "none" else pool
@@ -164,21 +166,20 @@ def _checked_options(model, stimuli, layers, timesteps, batch_size, pool, dtype,
     return stim, steps, layers, pool, out
 
 
-def _checked_layers(layers) -> list:
-    """``layers`` of :func:`extract` as a checked list of layer names (None: the default layers)."""
-    from .models.blt import DEFAULT_LAYERS, LAYERS
-
+def _checked_layers(layers, model) -> list:
+    """``layers`` of :func:`extract` as a checked list of ``model``'s layer names (None: its default layers)."""
+    known, default = list(model.layer_names), list(model.default_layers)
     if isinstance(layers, str):
         layers = [layers]                           # one layer by name, not its letters
     if layers is not None:
         layers = list(layers)
         if not layers:
             raise VRNNError("`layers` names no layer; pass layer names, or None for the default "
-                            f"({', '.join(DEFAULT_LAYERS)})")
-    layers = layers if layers is not None else list(DEFAULT_LAYERS)
-    unknown = [str(l) for l in layers if l not in LAYERS]
+                            f"({', '.join(default)})")
+    layers = layers if layers is not None else default
+    unknown = [str(l) for l in layers if l not in known]
     if unknown:
-        raise VRNNError(f"`layers`: {', '.join(unknown)} not in this model; it has {', '.join(LAYERS)}")
+        raise VRNNError(f"`layers`: {', '.join(unknown)} not in this model; it has {', '.join(known)}")
     if len(set(layers)) != len(layers):
         raise VRNNError(f"`layers`: a layer is named twice ({','.join(layers)})")
     return layers
@@ -292,8 +293,8 @@ def _kept(partial: Path, done: int, layout) -> str:
 
 
 def _create(partial: Path, stim, layout, model, attrs) -> None:
-    weight = model.readout.weight.detach().cpu().numpy()
-    bias = model.readout.bias.detach().cpu().numpy() if model.readout.bias is not None else None
+    readout = model.readout_parameters() if getattr(model, "readout_layer", None) else None
+    weight, bias = readout if readout is not None else (None, None)
     try:
         store.create(partial, layout, stimuli_ids=stim.ids, labels=stim.labels_for(model.classes),
                      label_names=stim.label_names, metadata=stim.metadata, classes=model.classes,

@@ -464,14 +464,22 @@ def plot_dendrogram(weight, classes=None, *, source=None):
 
     from .analysis.readout import readout_dendrogram
 
-    d = readout_dendrogram(weight)
-    names = [str(c) for c in (classes if classes is not None else d["class"].values)]
+    w = np.asarray(weight.values if hasattr(weight, "values") else weight, dtype=np.float64)
+    names = [str(c) for c in (classes if classes is not None else
+                              (weight["class"].values if hasattr(weight, "coords") and "class" in weight.coords
+                               else range(w.shape[0])))]
+    kept = np.flatnonzero(np.abs(w).sum(axis=1) > 0) if w.ndim == 2 else np.arange(len(names))
+    left_out = len(names) - kept.size          # classes a fitted readout never saw: no direction to compare
+    if w.ndim == 2 and left_out and kept.size >= 2:
+        w, names = w[kept], [names[i] for i in kept]
+    d = readout_dendrogram(w if w.ndim == 2 else weight)
     k = len(names)
     fig, ax = _figure(max(6.4, 0.28 * k), 4.6)
     dendrogram(d["linkage"].values, labels=names, ax=ax, leaf_rotation=90, color_threshold=None)
     ax.set_ylabel("Ward linkage height\n(on (1 - cos) / 2 between readout vectors)")
     ax.set_xlabel("class")
-    title = f"Similarity of the classes' readout vectors ({k} classes)"
+    title = f"Similarity of the classes' readout vectors ({k} classes" + \
+        (f"; {left_out} without stimuli left out)" if left_out else ")")
     if source is not None:
         readout = str(source.attrs.get("readout", "stored"))
         layer = source.attrs.get("layer", "")

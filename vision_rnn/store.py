@@ -205,7 +205,8 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
         ds.createDimension("stimulus", n)
         ds.createDimension("time", t)
         ds.createDimension("class", len(classes))
-        ds.createDimension("feature", readout_weight.shape[1])
+        if readout_weight is not None:
+            ds.createDimension("feature", readout_weight.shape[1])
         _str_var(ds, "stimulus", "stimulus", stimuli_ids)
         ds.createVariable("time", "i4", ("time",))[:] = np.arange(t)
         _str_var(ds, "class", "class", classes)
@@ -230,9 +231,10 @@ def create(path, layout: Layout, *, stimuli_ids, labels, label_names, metadata, 
                 else:
                     _str_var(ds, name, "stimulus", [str(v) for v in values])
                 coord_names.append(name)
-        ds.createVariable("readout_weight", "f4", ("class", "feature"))[:] = readout_weight
-        _describe_var(ds.variables["readout_weight"], "readout_weight")
-        if readout_bias is not None:
+        if readout_weight is not None:
+            ds.createVariable("readout_weight", "f4", ("class", "feature"))[:] = readout_weight
+            _describe_var(ds.variables["readout_weight"], "readout_weight")
+        if readout_weight is not None and readout_bias is not None:
             ds.createVariable("readout_bias", "f4", ("class",))[:] = readout_bias
             _describe_var(ds.variables["readout_bias"], "readout_bias")
         for spec in layout.specs:
@@ -352,7 +354,7 @@ def merge_files(paths, dst, attrs: dict, root) -> None:
     with _checked(paths[0]) as (ds, a):
         t = ds.dimensions["time"].size
         classes = [str(c) for c in np.asarray(ds.variables["class"][:])]
-        weight = np.asarray(ds.variables["readout_weight"][:])
+        weight = np.asarray(ds.variables["readout_weight"][:]) if "readout_weight" in ds.variables else None
         bias = np.asarray(ds.variables["readout_bias"][:]) if "readout_bias" in ds.variables else None
         specs = [VarSpec("logits", None, ds.dimensions["class"].size, "float32")]
         for name, g in ds.groups.items():
@@ -430,19 +432,20 @@ def size_on_disk(path) -> int:
 def base_attrs(model, stim, layout, *, layers, pool, dtype, compression, skipped) -> dict:
     from ._version import __version__
 
+    prov = model.provenance
     return {
         "model": model.name,
-        "model_config": model.config.to_json(),
-        "weights": str(model.weights_source),
-        "weights_sha256": model.weights_sha256(),
-        "seed": int(model.seed if model.seed is not None else -1),
+        "model_config": str(prov["config"]),
+        "weights": str(prov["weights"]),
+        "weights_sha256": str(prov["weights_sha256"]),
+        "seed": int(prov["seed"] if prov.get("seed") is not None else -1),
         "vision_rnn_version": __version__,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "stimuli_source": str(stim.source),
         "stimuli_fingerprint": stim.fingerprint(),
         "n_stimuli": layout.n_stimuli,
         "input_size": int(model.input_size),
-        "readout_layer": "gap",
+        "readout_layer": str(getattr(model, "readout_layer", None) or ""),
         "layers": ",".join(layers),
         "timesteps": int(layout.timesteps),
         "batch_size": int(layout.batch_size),

@@ -180,7 +180,8 @@ def stability(logits, labels=None):
     correct = np.where(stable, final == labels, hit.any(axis=1))
     category = np.where(stable, np.where(correct, CATEGORIES[0], CATEGORIES[1]),
                         np.where(correct, CATEGORIES[2], CATEGORIES[3]))
-    coords = {c: pred.coords[c] for c in pred.coords if pred.coords[c].dims == ("stimulus",)}
+    made = ("category", "t_stable", "t_first_correct", "final")     # a metadata column so named gives way
+    coords = {c: pred.coords[c].variable for c in pred.coords if pred.coords[c].dims == ("stimulus",) and c not in made}
     import xarray as xr
 
     ds = xr.Dataset(

@@ -35,7 +35,9 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     """Per-stimulus measures of one layer against a readout -> in-memory Dataset.
 
     ``layer`` defaults to the readout layer (``attrs['readout_layer']``), read
-    with the stored readout; any other layer gets a readout fitted by
+    with the stored readout; any other layer, or any layer of a file without a
+    stored readout (a recorded model whose logits are no linear map of a stored
+    layer; the default is then its last layer), gets a readout fitted by
     :func:`~vision_rnn.analysis.fit_readout`. Only that layer and the logits are
     read, chunk by chunk. Stimuli with label -1 are left out.
 
@@ -74,6 +76,8 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     tree, root, source = _open_checked(tree)
     attrs = dict(tree.attrs)
     readout_layer = str(attrs.get("readout_layer", "gap"))
+    if not readout_layer and not layer:         # logits with no linear map of a stored layer: fit to the last
+        layer = list(tree.children)[-1] if tree.children else None
     layer = layer or readout_layer
     logits = root["logits"].load()              # small; read once for predictions, stability and confidence
     label_free = "label" not in root.coords or not (np.asarray(root["label"].values) >= 0).any()
@@ -86,7 +90,8 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     act = get_layer(tree, layer)
     act = v.align_to_stability(act, stab, "readout_measures")
     classes = list(root["class"].values) if "class" in root.coords else None
-    weight, bias, how, classes = _layer_readout(root, act, stab, classes, layer == readout_layer, source,
+    weight, bias, how, classes = _layer_readout(root, act, stab, classes,
+                                                layer == readout_layer and "readout_weight" in root, source,
                                                 fit_options)
     w = v.readout_matrix(weight, act.sizes["unit"], "readout_measures")
     b = v.readout_bias(bias, w.shape[0], "readout_measures")
@@ -101,7 +106,7 @@ def readout_measures(tree, layer=None, *, progress=False, **fit_options):
     if how != "stored":
         ds["cv_accuracy"] = ("time", np.asarray(weight.attrs["cv_accuracy_per_step"], dtype=np.float64))
     ds.attrs = {"model": str(attrs.get("model", "")), "weights": str(attrs.get("weights", "")),
-                "layer": layer, "readout_layer": readout_layer, "readout": how,
+                "layer": layer, "readout_layer": readout_layer or "logits", "readout": how,
                 "n_stimuli": int(root.sizes["stimulus"]), "n_labelled": int(stab.sizes["stimulus"]),
                 "timesteps": int(stab.attrs["timesteps"]), "n_classes": int(w.shape[0]),
                 "label_free": int(label_free), **fit_attrs}
@@ -134,9 +139,6 @@ def _layer_readout(root, act, stab, classes, stored, source, fit_options):
     :func:`fit_readout` on ``act`` (``classes`` then defaults to ``0 .. max(label)``).
     """
     if stored:
-        if "readout_weight" not in root:
-            raise AnalysisError(f"{source}the file has no readout (readout_weight); analyse a file "
-                                "written by vrnn extract")
         weight = root["readout_weight"].load()
         bias = root["readout_bias"].values if "readout_bias" in root else None
         return weight, bias, "stored", classes

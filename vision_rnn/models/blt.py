@@ -292,6 +292,20 @@ class BLTNet(nn.Module):
 
     # -- what the model carries -------------------------------------------------------
     layer_names = LAYERS
+    default_layers = DEFAULT_LAYERS
+    readout_layer = "gap"
+
+    def readout_parameters(self):
+        """``(weight (class, feature), bias or None)`` of the readout of gap, as numpy arrays."""
+        bias = self.readout.bias
+        return (self.readout.weight.detach().cpu().float().numpy(),
+                None if bias is None else bias.detach().cpu().float().numpy())
+
+    @property
+    def provenance(self) -> dict:
+        """What the activation files record of the model: config (JSON), weights, their hash, seed."""
+        return {"config": self.config.to_json(), "weights": str(self.weights_source),
+                "weights_sha256": self.weights_sha256(), "seed": self.seed}
 
     @property
     def classes(self) -> list[str]:

@@ -12,12 +12,12 @@ import json
 import os
 from pathlib import Path
 
-import torch
 
 from ..errors import ModelError
 from .blt import BLTConfig, BLTNet, init_weights
 from .registry import get_config, model_card, split_name, weights_path
-from .state import load_state, read_safetensors
+from .state import load_state, read_safetensors, read_state_file, refuse_untrained
+from .userfile import is_user_file, load_user_model
 
 CCN23_SUFFIXES = (".pth", ".pt")
 
@@ -68,14 +68,6 @@ def _seed_from(meta: dict, path) -> int:
     return seed
 
 
-def refuse_untrained(path: Path, meta: dict, allow_untrained: bool) -> None:
-    """Weights written before a training run finished its first epoch (metadata epoch 0) are refused."""
-    if meta.get("epoch") == "0" and not allow_untrained:
-        raise ModelError(f"{path}: the initial weights of a training run with no finished epoch (an interrupted "
-                         f"or just-started vrnn train); finish training (vrnn train --out {Path(path).parent} "
-                         "--resume) or, to use the untrained weights on purpose, pass `allow_untrained=True`")
-
-
 def _from_weights_file(path: Path, config: BLTConfig | None, seed: int, allow_untrained: bool = False) -> BLTNet:
     state, meta = read_safetensors(path)
     refuse_untrained(path, meta, allow_untrained)
@@ -100,10 +92,14 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
         A registry name (``"lateral"``, ``"ccn23-64/topdown-mult"``, see
         :func:`list_models`), a folder written by ``vrnn train``, a
         ``.safetensors`` file written by vision-rnn, or a published CCN23
-        ``.pth`` state dict (``b64_l_1_t_0_ltinteract_additive_T_10_...pth``).
+        ``.pth`` state dict (``b64_l_1_t_0_ltinteract_additive_T_10_...pth``),
+        or ``"path/to/file.py:factory"``: a function in a user's file returning a
+        model (see :func:`vision_rnn.models.userfile.load_user_model`).
     weights : str, optional
         For a registry name: ``"pretrained"`` (the shipped weights),
-        ``"random"`` (seeded initialisation) or a path to a weights file.
+        ``"random"`` (seeded initialisation) or a path to a weights file. For a
+        ``file.py:factory``: ``"pretrained"`` (as the factory returns it) or a
+        weights file (safetensors or a tensors-only torch file) for its module.
     seed : int, optional
         Seed of the random initialisation.
     timesteps : int, optional
@@ -133,7 +129,9 @@ def load_model(source: str, weights: str = "pretrained", seed: int = 0, timestep
     """
     source = os.fspath(source)
     path = Path(source)
-    if path.is_dir():
+    if is_user_file(source):
+        model = load_user_model(source, weights=weights, allow_untrained=allow_untrained)
+    elif path.is_dir():
         model = _load_run_dir(path, seed, allow_untrained)
     elif path.suffix in CCN23_SUFFIXES:
         if not path.exists():
@@ -177,15 +175,7 @@ def _load_named(name: str, config: BLTConfig, weights, seed: int, allow_untraine
     wpath = Path(weights)
     if not wpath.exists():
         raise ModelError(f"weights {weights!r}: not 'pretrained', 'random' or an existing file")
-    if wpath.suffix == ".safetensors":
-        state, meta = read_safetensors(wpath)
-        refuse_untrained(wpath, meta, allow_untrained)
-    else:
-        try:
-            state = torch.load(wpath, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ModelError(f"{wpath}: cannot be read as a plain state dict ({e.__class__.__name__}); "
-                             "weights must be safetensors or a tensors-only .pth") from None
+    state = read_state_file(wpath, allow_untrained)
     model = load_state(BLTNet(config), state, wpath)
     model.seed = seed
     model.weights_source = str(wpath)

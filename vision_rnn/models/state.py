@@ -17,7 +17,7 @@ from ..errors import ModelError
 if TYPE_CHECKING:
     from .blt import BLTNet
 
-__all__ = ["load_state", "read_safetensors", "save_weights"]
+__all__ = ["load_state", "read_safetensors", "read_state_file", "refuse_untrained", "save_weights"]
 
 
 def save_weights(model: BLTNet, path, metadata: dict | None = None) -> None:
@@ -60,7 +60,34 @@ def load_state(model: BLTNet, state: dict, source) -> BLTNet:
             detail.append(f"unexpected {extra[:4]}{'...' if len(extra) > 4 else ''}")
         if bad:
             detail.append(f"wrong shape for {bad[:4]}")
-        raise ModelError(f"{source}: weights do not fit {model.name} ({'; '.join(detail)}); "
+        name = getattr(model, "name", type(model).__name__)
+        raise ModelError(f"{source}: weights do not fit {name} ({'; '.join(detail)}); "
                          "check the model name or use the matching weights file")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
     return model
+
+
+def refuse_untrained(path: Path, meta: dict, allow_untrained: bool) -> None:
+    """Weights written before a training run finished its first epoch (metadata epoch 0) are refused."""
+    if meta.get("epoch") == "0" and not allow_untrained:
+        raise ModelError(f"{path}: the initial weights of a training run with no finished epoch (an interrupted "
+                         f"or just-started vrnn train); finish training (vrnn train --out {Path(path).parent} "
+                         "--resume) or, to use the untrained weights on purpose, pass `allow_untrained=True`")
+
+
+def read_state_file(wpath: Path, allow_untrained: bool = False) -> dict:
+    """The state dict in a safetensors file or a tensors-only torch file (``weights_only``)."""
+    import torch
+
+    if wpath.suffix == ".safetensors":
+        state, meta = read_safetensors(wpath)
+        refuse_untrained(wpath, meta, allow_untrained)
+        return state
+    try:
+        state = torch.load(wpath, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ModelError(f"{wpath}: cannot be read as a plain state dict ({e.__class__.__name__}); "
+                         "weights must be safetensors or a tensors-only .pth") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+        raise ModelError(f"{wpath}: holds no state dict (names -> tensors); save `module.state_dict()`")
+    return state
