@@ -25,6 +25,7 @@ CLASSES = [f"c{i}" for i in range(10)]
 # in-place update follows the recorded call (the record must not see it)
 NET = '''
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
