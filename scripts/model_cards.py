@@ -22,6 +22,10 @@ CARDS = ROOT / "data_cards"
 
 def render(card: dict) -> str:
     tr = card["training"]
+    sw = tr.get("step_weights")
+    loss = ("sum over steps of the cross-entropy at each step" if not sw else
+            "sum over steps of the cross-entropy at each step, weighted " + ", ".join(f"{w:g}" for w in sw) +
+            " (later steps count more)")
     acc = card.get("test_accuracy_per_step", [])
     val = card.get("val_accuracy_per_step", [])
     rows = "\n".join(f"| {t} | {a:.4f} | {val[t]:.4f} |" if t < len(val) else f"| {t} | {a:.4f} | |"
@@ -58,7 +62,7 @@ vrnn extract --model {card['name']} --stimuli builtin:fashion-mnist
 - Data: Fashion-MNIST training set, {data.get('train_images', '?')} images for training and
   {data.get('val_images', '?')} held out for validation (seeded split, seed {data.get('split_seed', 0)}); see
   `data_cards/fashion-mnist.md`.
-- Loss: sum over steps of the cross-entropy at each step; Adam, lr {tr['lr']}, batch {tr['batch_size']},
+- Loss: {loss}; Adam, lr {tr['lr']}, batch {tr['batch_size']},
   {tr['epochs']} epochs, seed {tr['seed']}, augmentation {'on' if tr['augment'] else 'off'}.
 - Device: {tr['device']}; machine: {tr['machine']}; wall time {tr['wall_time_s']:.0f} s.
 

@@ -47,6 +47,9 @@ def ship(run: Path, machine: str, evaluate_fn, source: Path, cache: Path) -> dic
     tr = cfg["training"]
     command = (f"vrnn train --model {name} --data fashion-mnist --out runs/shipped/{name} "
                f"--epochs {cfg['epoch']} --batch-size {tr['batch_size']} --lr {tr['lr']} --seed {cfg['seed']}")
+    weights = tr.get("step_weights")
+    if weights:
+        command += " --step-weights " + ",".join(f"{w:g}" for w in weights)
     card = {
         "name": name,
         "preset": "tiny",
@@ -67,6 +70,7 @@ def ship(run: Path, machine: str, evaluate_fn, source: Path, cache: Path) -> dic
             "epochs": cfg["epoch"],
             "batch_size": tr["batch_size"],
             "lr": tr["lr"],
+            "step_weights": weights,
             "augment": tr["augment"],
             "device": tr["device"],
             "data": cfg["data"],
