@@ -20,6 +20,17 @@ WEIGHTS = ROOT / "vision_rnn" / "models" / "weights"
 CARDS = ROOT / "data_cards"
 
 
+ARCHITECTURE = {
+    "blt": "BLT family, `{preset}` preset: retina 16 channels, v1/v2/v4/it 16/32/64/128 channels, gap 128,\n"
+           "  3x3 kernels, LayerNorm, readout without bias",
+    "cornet-rt": "CORnet-RT-style family (`vision_rnn/models/cornet_rt.py`), `{preset}` preset: v1/v2/v4/it blocks of\n"
+                 "  16/32/64/128 channels (conv -> GroupNorm -> ReLU, plus the block's previous output, then\n"
+                 "  conv -> GroupNorm -> ReLU), 3x3 kernels, gap 128, readout without bias",
+    "convgru": "ConvGRU family (`vision_rnn/models/convgru.py`), `{preset}` preset: a 16-channel conv + ReLU stem, then\n"
+               "  ConvGRU cells of 16/32/64/128 channels in v1/v2/v4/it, 3x3 kernels, gap 128, readout without bias",
+}
+
+
 def render(card: dict) -> str:
     tr = card["training"]
     sw = tr.get("step_weights")
@@ -31,6 +42,7 @@ def render(card: dict) -> str:
     rows = "\n".join(f"| {t} | {a:.4f} | {val[t]:.4f} |" if t < len(val) else f"| {t} | {a:.4f} | |"
                      for t, a in enumerate(acc))
     data = tr["data"]
+    arch = ARCHITECTURE.get(card["name"], ARCHITECTURE["blt"])
     return f"""# Model card: `{card['name']}` ({card['preset']} preset)
 
 {card['description']}.
@@ -50,8 +62,7 @@ vrnn extract --model {card['name']} --stimuli builtin:fashion-mnist
 
 ## Architecture and input
 
-- BLT family, `{card['preset']}` preset: retina 16 channels, v1/v2/v4/it 16/32/64/128 channels, gap 128,
-  3x3 kernels, LayerNorm, readout without bias, {card['timesteps']} steps, {card['parameters']:,} parameters.
+- {arch.format(preset=card['preset'])}, {card['timesteps']} steps, {card['parameters']:,} parameters.
 - Input: {card['input']['size']} px RGB; {card['input']['pipeline']};
   mean {card['input']['mean'][0]:.4f}, std {card['input']['std'][0]:.4f} per channel (0-1 scale).
 - Classes: {', '.join(card['classes'])}.

@@ -413,8 +413,10 @@ def analyze_cmd(acts, out, layer, baseline, n_bootstrap, seed, overwrite, quiet)
 
 
 @main.command("demo")
+@click.option("--model", "model_name", default="lateral", show_default=True,
+              help="A tiny (Fashion-MNIST) model name from `vrnn models`, e.g. cornet-rt.")
 @click.option("--weights", type=click.Choice(["pretrained", "random"]), default="pretrained", show_default=True,
-              help="Weights of the shipped lateral model.")
+              help="Weights of the model.")
 @click.option("-o", "--out", type=click.Path(), default="vrnn-demo", show_default=True,
               help="Folder for the activations and the report.")
 @click.option("--limit", type=click.IntRange(min=2), default=None,
@@ -424,19 +426,20 @@ def analyze_cmd(acts, out, layer, baseline, n_bootstrap, seed, overwrite, quiet)
 @click.option("--overwrite", is_flag=True, help="Replace the activations and report of an earlier demo in the folder.")
 @quiet_option
 @user_errors
-def demo_cmd(weights, out, limit, n_bootstrap, overwrite, quiet):
-    """Extract builtin:fashion-mnist with the shipped lateral model, analyse it, print the table.
+def demo_cmd(model_name, weights, out, limit, n_bootstrap, overwrite, quiet):
+    """Extract builtin:fashion-mnist with a shipped model (lateral), analyse it, print the table.
 
     \b
     Example:
       vrnn demo
+      vrnn demo --model cornet-rt -o demo-cornet/
       vrnn demo --weights random -o demo/ --limit 100
       vrnn demo --overwrite                     # run it again in the same folder
     """
     from .report import accuracy_line, demo, summary_markdown
 
     s = demo(weights=weights, out=out, limit=limit, n_bootstrap=n_bootstrap, overwrite=overwrite,
-             progress=show_progress(quiet))
+             progress=show_progress(quiet), model=model_name)
     click.echo(accuracy_line(s))
     click.echo(summary_markdown(s))
     click.echo(f"report: {folder_text(out)} (figures *.png, summary.json, summary.md)")

@@ -324,16 +324,16 @@ def accuracy_line(s) -> str:
 
 
 def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None, *, n_bootstrap: int = 1000,
-         overwrite=False, progress=False):
-    """The default end to end: extract Fashion-MNIST with the shipped ``lateral`` model, analyse it.
+         overwrite=False, progress=False, model: str = "lateral"):
+    """The default end to end: extract Fashion-MNIST with a shipped tiny model (``lateral``), analyse it.
 
-    Writes ``lateral_fashion-mnist.nc`` (every layer at every step) and the report to
+    Writes ``<model>_fashion-mnist.nc`` (every layer at every step) and the report to
     ``out``. An earlier demo in ``out`` is replaced only with ``overwrite=True``.
 
     Parameters
     ----------
     weights : str, optional
-        Weights of the ``lateral`` model (see :func:`vision_rnn.load_model`):
+        Weights of the model (see :func:`vision_rnn.load_model`):
         ``"pretrained"``, ``"random"`` or a weights file.
     out : str or os.PathLike, optional
         The folder for the activation file and the report.
@@ -345,6 +345,9 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
         Replace an earlier demo in ``out``.
     progress : bool, optional
         Show progress bars.
+    model : str, optional
+        A ``tiny`` model name (the Fashion-MNIST networks: ``vrnn models``), e.g.
+        ``"cornet-rt"``.
 
     Returns
     -------
@@ -357,21 +360,26 @@ def demo(weights: str = "pretrained", out="vrnn-demo", limit: int | None = None,
     """
     from .extract import extract
     from .models import load_model
+    from .models.registry import DEFAULT_PRESET, split_name
     from .stimuli import load_stimuli
 
+    preset, variant = split_name(model)
+    if preset != DEFAULT_PRESET:
+        raise VRNNError(f"`model={model}`: the demo runs the {DEFAULT_PRESET} Fashion-MNIST networks; for "
+                        f"{preset} use vrnn extract on its own stimuli, then vrnn analyze")
     out = Path(out)
     check_set_folder(out, REPORT_FILES, overwrite)
-    acts = out / "lateral_fashion-mnist.nc"
+    acts = out / f"{variant}_fashion-mnist.nc"
     for left in (acts, acts.with_name(acts.name + ".partial")):
         if left.exists() and not overwrite:
             raise VRNNError(f"`out={out}`: holds {left.name} from an earlier demo; pass `overwrite=True` to replace it "
                             "or choose another `out`")
-    model = load_model("lateral", weights=weights)
+    net = load_model(variant, weights=weights)
     stim = load_stimuli("builtin:fashion-mnist")
     if limit is not None:
         if limit < 2:
             raise VRNNError(f"`limit={limit}`: needs at least 2 images")
         stim = stim.subset(np.unique(np.linspace(0, len(stim) - 1, min(limit, len(stim))).round().astype(int)))
     out.mkdir(exist_ok=True)
-    extract(model, stim, out=acts, overwrite=overwrite, progress=progress).close()
+    extract(net, stim, out=acts, overwrite=overwrite, progress=progress).close()
     return analyze(acts, out, n_bootstrap=n_bootstrap, overwrite=overwrite, progress=progress)

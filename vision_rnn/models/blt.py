@@ -27,7 +27,6 @@ exists yet, so the pass is purely feed-forward. The time loop is written out in
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -38,10 +37,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ModelError
+from .protocol import ConfiguredNet
 
 LAYERS = ("retina", "v1", "v2", "v4", "it", "gap")
 DEFAULT_LAYERS = ("v1", "v2", "v4", "it", "gap")
 INTERACTIONS = ("additive", "multiplicative")
+FAMILIES = ("blt", "cornet-rt", "convgru")     # the network a config builds (models/loading.py: network_class)
 
 
 def _is_int(x) -> bool:
@@ -65,6 +66,10 @@ class BLTConfig:
     takes only the retina output at every step (top-down then enters v2 and
     v4 only). ``lt_position="last"`` keeps only the gap lateral connection.
     ``mean``/``std`` are the per-channel input normalisation on a 0-1 scale.
+    ``family`` names the network the config builds: ``"blt"`` (this module),
+    ``"cornet-rt"`` or ``"convgru"``; those two use the channels, kernel size,
+    input, classes and steps, and ignore the BLT wiring fields (lateral,
+    topdown, interaction, v1_recurrent, lt_position).
     """
 
     name: str = "lateral"
@@ -82,6 +87,7 @@ class BLTConfig:
     v1_recurrent: bool = True
     lt_position: str = "all"
     readout_bias: bool = False
+    family: str = "blt"
     classes: tuple = ()
     mean: tuple = (0.5, 0.5, 0.5)
     std: tuple = (0.5, 0.5, 0.5)
@@ -97,6 +103,8 @@ class BLTConfig:
         for name in ("lateral", "topdown", "v1_recurrent", "readout_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"{name} must be true or false (got {getattr(self, name)!r})")
+        if self.family not in FAMILIES:
+            raise ModelError(f"family must be one of {', '.join(FAMILIES)} (got {self.family!r})")
         for name in ("name", "preset"):
             if not isinstance(getattr(self, name), str):
                 raise ModelError(f"{name} must be a string (got {getattr(self, name)!r})")
@@ -141,6 +149,8 @@ class BLTConfig:
         d["classes"] = list(self.classes)
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        if self.family == "blt":
+            del d["family"]                 # BLT configs read as they always have
         return d
 
     def to_json(self) -> str:
@@ -247,7 +257,7 @@ def combine(b, recurrent, interaction):
     return b * gain
 
 
-class BLTNet(nn.Module):
+class BLTNet(ConfiguredNet):
     """A BLT network built from a :class:`BLTConfig`.
 
     ``model(x)`` returns logits (batch, time, class); ``model.run(x)`` returns
@@ -262,8 +272,7 @@ class BLTNet(nn.Module):
     """
 
     def __init__(self, config: BLTConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         c = config
         k = c.kernel_size
         s = c.input_size
@@ -286,99 +295,14 @@ class BLTNet(nn.Module):
                                 topdown_channels=0, interaction=c.interaction)
         self.gap = GlobalPoolLayer(ch[3], lateral=c.lateral, interaction=c.interaction)
         self.readout = nn.Linear(ch[3], c.num_classes, bias=c.readout_bias)
-        self.timesteps = c.timesteps
-        self.weights_source = "random"
-        self.seed = None
 
-    # -- what the model carries -------------------------------------------------------
     layer_names = LAYERS
     default_layers = DEFAULT_LAYERS
-    readout_layer = "gap"
 
-    def readout_parameters(self):
-        """``(weight (class, feature), bias or None)`` of the readout of gap, as numpy arrays."""
-        bias = self.readout.bias
-        return (self.readout.weight.detach().cpu().float().numpy(),
-                None if bias is None else bias.detach().cpu().float().numpy())
-
-    @property
-    def provenance(self) -> dict:
-        """What the activation files record of the model: config (JSON), weights, their hash, seed."""
-        return {"config": self.config.to_json(), "weights": str(self.weights_source),
-                "weights_sha256": self.weights_sha256(), "seed": self.seed}
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.config.classes)
-
-    @property
-    def input_size(self) -> int:
-        return self.config.input_size
-
-    @property
-    def mean(self) -> tuple:
-        return self.config.mean
-
-    @property
-    def std(self) -> tuple:
-        return self.config.std
-
-    @property
-    def name(self) -> str:
-        return self.config.full_name
-
-    def layer_shape(self, layer: str) -> tuple:
-        """Shape of one stimulus' activation at one step: (C, H, W) or (C,)."""
-        c, s = self.config, self.config.input_size
-        shapes = {"retina": (c.retina_channels, s, s), "v1": (c.channels[0], s, s),
-                  "v2": (c.channels[1], s // 2, s // 2), "v4": (c.channels[2], s // 4, s // 4),
-                  "it": (c.channels[3], s // 8, s // 8), "gap": (c.channels[3],),
-                  "logits": (c.num_classes,)}
-        return shapes[layer]
-
-    def weights_sha256(self) -> str:
-        """A hash of every parameter and buffer (names, shapes and values)."""
-        h = hashlib.sha256()
-        for key, t in sorted(self.state_dict().items()):
-            h.update(key.encode())
-            h.update(str(tuple(t.shape)).encode())
-            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-        return h.hexdigest()
-
-    # -- the time loop ---------------------------------------------------------------
-    def forward(self, x, timesteps=None):
-        return self.run(x, timesteps=timesteps, layers=())["logits"]
-
-    def run(self, x, timesteps=None, layers=None):
-        """Unroll the network; return ``{layer: (batch, time, ...), "logits": (batch, time, class)}``.
-
-        ``timesteps`` defaults to the trained number and may exceed it. With a
-        sequence input (batch, time, C, H, W) the number of steps is the
-        sequence length. ``layers`` selects what is returned (default: v1, v2,
-        v4, it, gap; "retina" only when asked for).
-        """
-        layers = DEFAULT_LAYERS if layers is None else tuple(layers)
-        unknown = [n for n in layers if n not in LAYERS]
-        if unknown:
-            raise ModelError(f"unknown layer(s) {unknown}; this model has {', '.join(LAYERS)}")
-        if x.dim() == 5:
-            sequence = True
-            if timesteps is not None and timesteps != x.shape[1]:
-                raise ModelError(f"timesteps={timesteps} but the input sequence has {x.shape[1]} steps")
-            steps = x.shape[1]
-        elif x.dim() == 4:
-            sequence = False
-            steps = self.timesteps if timesteps is None else int(timesteps)
-        else:
-            raise ModelError(f"input must be (batch, C, H, W) or (batch, time, C, H, W); got shape {tuple(x.shape)}")
-        if steps < 1:
-            raise ModelError(f"timesteps must be at least 1 (got {steps})")
-        expected = (self.config.in_channels, self.config.input_size, self.config.input_size)
-        if tuple(x.shape[-3:]) != expected:
-            raise ModelError(f"input images must be {expected} (C, H, W); got {tuple(x.shape[-3:])}")
-
-        record = {n: [] for n in layers}
+    # -- the time loop (``run``, with its checks, is ConfiguredNet's) ------------------
+    def _steps(self, x, steps, layers, record):
         logits = []
+        sequence = x.dim() == 5
         prev = dict.fromkeys(DEFAULT_LAYERS)
         retina = None if sequence else F.relu(self.retina(x))
         for t in range(steps):
@@ -396,9 +320,7 @@ class BLTNet(nn.Module):
             logits.append(self.readout(gap))
             for n in layers:
                 record[n].append(retina if n == "retina" else prev[n])
-        out = {n: torch.stack(v, dim=1) for n, v in record.items()}
-        out["logits"] = torch.stack(logits, dim=1)
-        return out
+        return logits
 
 
 def init_weights(model: nn.Module, seed: int) -> nn.Module:

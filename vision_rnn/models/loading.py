@@ -22,8 +22,16 @@ from .userfile import is_user_file, load_user_model
 CCN23_SUFFIXES = (".pth", ".pt")
 
 
+def network_class(config: BLTConfig):
+    """The network class a config builds: BLTNet, CORnetRT or ConvGRUNet (``config.family``)."""
+    from .convgru import ConvGRUNet
+    from .cornet_rt import CORnetRT
+
+    return {"blt": BLTNet, "cornet-rt": CORnetRT, "convgru": ConvGRUNet}[config.family]
+
+
 def build(config: BLTConfig, seed: int = 0) -> BLTNet:
-    """A network with seeded random weights.
+    """A network with seeded random weights (of the family the config names).
 
     Parameters
     ----------
@@ -39,7 +47,7 @@ def build(config: BLTConfig, seed: int = 0) -> BLTNet:
         The network, with ``seed`` recorded and
         ``weights_source`` ``"random"``.
     """
-    model = init_weights(BLTNet(config), seed)
+    model = init_weights(network_class(config)(config), seed)
     model.seed = int(seed)
     model.weights_source = "random"
     return model
@@ -76,7 +84,7 @@ def _from_weights_file(path: Path, config: BLTConfig | None, seed: int, allow_un
             raise ModelError(f"{path}: this safetensors file carries no model config; "
                              "load it as weights of a named model: load_model(NAME, weights=PATH)")
         config = config_from_json(meta["config"], f"{path}: metadata 'config'")
-    model = load_state(BLTNet(config), state, path)
+    model = load_state(network_class(config)(config), state, path)
     model.seed = _seed_from(meta, path) if "seed" in meta else seed
     model.weights_source = str(path)
     return model
@@ -176,7 +184,7 @@ def _load_named(name: str, config: BLTConfig, weights, seed: int, allow_untraine
     if not wpath.exists():
         raise ModelError(f"weights {weights!r}: not 'pretrained', 'random' or an existing file")
     state = read_state_file(wpath, allow_untrained)
-    model = load_state(BLTNet(config), state, wpath)
+    model = load_state(network_class(config)(config), state, wpath)
     model.seed = seed
     model.weights_source = str(wpath)
     return model

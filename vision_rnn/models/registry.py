@@ -55,7 +55,12 @@ VARIANTS = {
                      "BT: bottom-up x (1 + top-down), multiplicative"),
     "lateral-topdown-mult": (dict(lateral=True, topdown=True, interaction="multiplicative"),
                              "BLT: bottom-up x (1 + lateral + top-down), multiplicative"),
+    "cornet-rt": (dict(family="cornet-rt", lateral=False, topdown=False),
+                  "CORnet-RT-style: blocks with their own recurrent state, conv -> norm -> ReLU"),
+    "convgru": (dict(family="convgru", lateral=False, topdown=False),
+                "convolutional GRU cells in every area"),
 }
+TINY_ONLY = ("cornet-rt", "convgru")     # families beyond BLT: the tiny preset's input and classes only
 DEFAULT_PRESET = "tiny"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -64,7 +69,7 @@ def split_name(name: str) -> tuple[str, str]:
     """'lateral' -> ('tiny', 'lateral'); 'ccn23-64/topdown' -> ('ccn23-64', 'topdown')."""
     preset, _, variant = name.rpartition("/")
     preset = preset or DEFAULT_PRESET
-    if preset not in PRESETS or variant not in VARIANTS:
+    if preset not in PRESETS or variant not in VARIANTS or (variant in TINY_ONLY and preset != DEFAULT_PRESET):
         raise ModelError(f"unknown model {name!r}; known names: {', '.join(all_names())} "
                          "(or a checkpoint folder / weights file)")
     return preset, variant
@@ -72,7 +77,7 @@ def split_name(name: str) -> tuple[str, str]:
 
 def all_names() -> list[str]:
     names = list(VARIANTS)
-    names += [f"{p}/{v}" for p in PRESETS if p != DEFAULT_PRESET for v in VARIANTS]
+    names += [f"{p}/{v}" for p in PRESETS if p != DEFAULT_PRESET for v in VARIANTS if v not in TINY_ONLY]
     return names
 
 
