@@ -16,6 +16,16 @@ import torch.nn as nn
 from ..errors import ModelError
 
 
+def state_sha256(module: nn.Module) -> str:
+    """A hash of every parameter and buffer of ``module`` (names, shapes and values)."""
+    h = hashlib.sha256()
+    for key, t in sorted(module.state_dict().items()):
+        h.update(key.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
+    return h.hexdigest()
+
+
 class ConfiguredNet(nn.Module):
     """A recurrent network built from a config (:class:`~vision_rnn.models.blt.BLTConfig`), with the
     model protocol: ``run``, ``layer_shape``, ``classes``, ``mean``, ``std``, ``provenance``, ..."""
@@ -65,12 +75,7 @@ class ConfiguredNet(nn.Module):
 
     def weights_sha256(self) -> str:
         """A hash of every parameter and buffer (names, shapes and values)."""
-        h = hashlib.sha256()
-        for key, t in sorted(self.state_dict().items()):
-            h.update(key.encode())
-            h.update(str(tuple(t.shape)).encode())
-            h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-        return h.hexdigest()
+        return state_sha256(self)
 
     def readout_parameters(self):
         """``(weight (class, feature), bias or None)`` of the readout of gap, as numpy arrays."""

@@ -17,7 +17,6 @@ as on a torch module, and optionally ``readout_layer`` with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 
@@ -26,22 +25,13 @@ import torch
 import torch.nn as nn
 
 from ..errors import ModelError
+from .protocol import state_sha256
 
 RESERVED = ("logits",)
 
 
 def _is_int(x) -> bool:
     return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
-
-
-def state_sha256(module: nn.Module) -> str:
-    """A hash of every parameter and buffer of ``module`` (names, shapes and values)."""
-    h = hashlib.sha256()
-    for key, t in sorted(module.state_dict().items()):
-        h.update(key.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().float().numpy().tobytes())
-    return h.hexdigest()
 
 
 class Recorded(nn.Module):
