@@ -183,51 +183,62 @@ class Recorded(nn.Module):
     def _forward(self, x, layers):
         T = self.timesteps
         hooked = list(dict.fromkeys(list(layers) + ([self._readout_from] if self._readout_from else [])))
-        calls = {n: [] for n in hooked}
+        calls = {n: 0 for n in hooked}              # calls so far; each copied straight into its step's slot
+        bufs, shapes = {}, {n: set() for n in hooked}
         per_step_readout = isinstance(self._readout, str) and self._readout_from is None
-        if per_step_readout:
-            calls[" readout"] = []
+        readout_calls = []
         handles = []
 
-        def keeper(name, select):
+        def tensor_of(name, out, select):
+            if select and isinstance(out, (tuple, list)):
+                if not -len(out) <= self._output < len(out):
+                    raise ModelError(f"layer {name!r} returns {len(out)} outputs; output={self._output} "
+                                     "is not one of them")
+                out = out[self._output]
+            if not torch.is_tensor(out):
+                raise ModelError(f"{'the readout' if name is None else f'layer {name!r}'} returns "
+                                 f"{type(out).__name__}, not a tensor; choose `output=` (the element of a "
+                                 "tuple output)")
+            return out.detach()
+
+        def keeper(name):
             def hook(mod, inputs, out):
-                if select and isinstance(out, (tuple, list)):
-                    if not -len(out) <= self._output < len(out):
-                        raise ModelError(f"layer {name!r} returns {len(out)} outputs; output={self._output} "
-                                         "is not one of them")
-                    out = out[self._output]
-                if not torch.is_tensor(out):
-                    raise ModelError(f"{'the readout' if name == ' readout' else f'layer {name!r}'} returns "
-                                     f"{type(out).__name__}, not a tensor; choose `output=` (the element of a "
-                                     "tuple output)")
-                calls[name].append(out.detach().clone())
+                out = tensor_of(name, out, True)
+                t = calls[name]
+                calls[name] = t + 1
+                shapes[name].add(tuple(out.shape))
+                if t >= T or len(shapes[name]) > 1:
+                    return                               # refused after the forward, with the counts
+                if name not in bufs:
+                    bufs[name] = out.new_empty((out.shape[0], T) + tuple(out.shape[1:]))
+                bufs[name][:, t].copy_(out)              # a copy: later in-place updates cannot reach it
             return hook
+
+        def readout_keeper(mod, inputs, out):
+            readout_calls.append(tensor_of(None, out, False).clone())
 
         try:
             for n in hooked:
-                handles.append(self.module.get_submodule(n).register_forward_hook(keeper(n, True)))
+                handles.append(self.module.get_submodule(n).register_forward_hook(keeper(n)))
             if per_step_readout:
-                handles.append(self.module.get_submodule(self._readout).register_forward_hook(
-                    keeper(" readout", False)))
+                handles.append(self.module.get_submodule(self._readout).register_forward_hook(readout_keeper))
             result = self.module(x)
         finally:
             for h in handles:
                 h.remove()
-        for n, got in calls.items():
-            if len(got) != T:
+        counts = dict(calls, **({" readout": len(readout_calls)} if per_step_readout else {}))
+        for n, got in counts.items():
+            if got != T:
                 what = f"the readout {self._readout!r}" if n == " readout" else f"layer {n!r}"
-                raise ModelError(f"{what} was called {len(got)} times in one forward of {self._name}, but "
+                raise ModelError(f"{what} was called {got} times in one forward of {self._name}, but "
                                  f"timesteps={T}: each recorded submodule must be called once per step")
-        states = {}
         for n in hooked:
-            try:
-                states[n] = torch.stack(calls[n], dim=1)
-            except RuntimeError:
-                shapes = sorted({tuple(a.shape) for a in calls[n]})
-                raise ModelError(f"layer {n!r} changes shape between steps ({shapes}); record a submodule "
-                                 "whose output has one shape at every step") from None
+            if len(shapes[n]) > 1:
+                raise ModelError(f"layer {n!r} changes shape between steps ({sorted(shapes[n])}); record a "
+                                 "submodule whose output has one shape at every step")
+        states = bufs
         if per_step_readout:
-            logits = self._stacked_logits(calls[" readout"])
+            logits = self._stacked_logits(readout_calls)
         elif self._readout_from is not None:
             fn = self._readout_fn()
             a = states[self._readout_from]
