@@ -162,7 +162,7 @@ class Recorded(nn.Module):
         number); ``layers`` selects the recorded layers returned (default: all).
         """
         if timesteps is not None and timesteps != self.timesteps:
-            raise ModelError(f"timesteps={timesteps}: {self._name} runs its own time loop of {self.timesteps} "
+            raise ModelError(f"`timesteps={timesteps}`: {self._name} runs its own time loop of {self.timesteps} "
                              "steps; leave timesteps unset")
         layers = self._layers if layers is None else tuple(layers)
         unknown = [n for n in layers if n not in self._layers]
