@@ -163,7 +163,7 @@ class Recorded(nn.Module):
         """
         if timesteps is not None and timesteps != self.timesteps:
             raise ModelError(f"`timesteps={timesteps}`: {self._name} runs its own time loop of {self.timesteps} "
-                             "steps; leave timesteps unset")
+                             "steps; leave `timesteps` unset")
         layers = self._layers if layers is None else tuple(layers)
         unknown = [n for n in layers if n not in self._layers]
         if unknown:
