@@ -102,6 +102,7 @@ def test_train_extract_analyze_on_a_family(family, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.slow
 def test_demo_takes_a_model(tmp_path):
     r = run("demo", "--model", "cornet-rt", "--weights", "random", "-o", tmp_path / "d", "--limit", "40",
             "--bootstrap", "0")

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import vision_rnn as vrnn
 from vision_rnn.errors import ModelError
@@ -156,6 +156,7 @@ def test_logits_from_the_module_output(net):
         assert torch.equal(rec.run(x)["logits"], module(x))
 
 
+@settings(max_examples=25)
 @given(calls=st.integers(1, 5), declared=st.integers(1, 5))
 def test_a_different_number_of_calls_is_refused(net, calls, declared):
     module = net["Loop"](steps=calls).eval()
@@ -198,6 +199,7 @@ def test_run_refuses_other_steps_and_shapes(net):
         rec.run(torch.zeros(1, 3, 32, 32), layers=["fc"])
 
 
+@pytest.mark.slow
 def test_extract_analyze_compare_on_a_user_model(netfile, tmp_path):
     acts = tmp_path / "mine.nc"
     r = run("extract", "--model", f"{netfile}:factory", "--stimuli", "builtin:fashion-mnist", "-o", acts,
