@@ -198,8 +198,10 @@ def test_files_and_folders_respect_the_umask(acts, tmp_path, umask_027):
 # -- vrnn analyze interrupted -------------------------------------------------------------------
 def _interrupt_analyze(acts, report, sig):
     """Start `vrnn analyze --overwrite`, stop it with ``sig`` once it has written a figure of the new set."""
+    # a test run started as a background job inherits SIGINT ignored, and Python then keeps it ignored
     p = subprocess.Popen([sys.executable, "-m", "vision_rnn", "analyze", str(acts), "-o", str(report),
-                          "--overwrite", "--bootstrap", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          "--overwrite", "--bootstrap", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None:
         tmp = [x for x in report.parent.iterdir() if x.name.startswith(f".{report.name}.partial-")]
