@@ -93,22 +93,27 @@ class Recorded(nn.Module):
     @property
     def readout_layer(self):
         """The recorded layer the logits are a linear map of (``readout_from``), or None."""
-        return self._readout_from if self.readout_parameters() is not None else None
+        return self._readout_from if self._linear_readout() is not None else None
 
     def readout_parameters(self):
         """``(weight (class, feature), bias or None)`` as numpy arrays when the logits are a linear map
         (a ``torch.nn.Linear``) of the flattened ``readout_from`` layer; otherwise None."""
-        if self._readout_from is None:
-            return None
-        fn = self._readout_fn()
-        if not isinstance(fn, nn.Linear):
-            return None
-        if fn.in_features != math.prod(self.layer_shape(self._readout_from)) or \
-                fn.out_features != len(self._classes):
+        fn = self._linear_readout()
+        if fn is None:
             return None
         weight = fn.weight.detach().cpu().float().numpy()
         bias = fn.bias.detach().cpu().float().numpy() if fn.bias is not None else None
         return weight, bias
+
+    def _linear_readout(self):
+        """The readout when it is an ``nn.Linear`` of the flattened ``readout_from`` layer, else None."""
+        if self._readout_from is None:
+            return None
+        fn = self._readout_fn()
+        if not isinstance(fn, nn.Linear) or fn.in_features != math.prod(self.layer_shape(self._readout_from)) \
+                or fn.out_features != len(self._classes):
+            return None
+        return fn
 
     def layer_shape(self, layer: str) -> tuple:
         """Shape of one stimulus' activation at one step (found by one forward of two blank images)."""
